@@ -1,0 +1,16 @@
+//! The decisions of tether, with no I/O: what `tether.toml` means, which checks an event runs,
+//! what a thunk is and how it is named, and how a run ends.
+//!
+//! Everything here is plain data and pure functions, so it is tested without sockets, processes
+//! or files.
+
+pub mod config;
+pub mod fields;
+pub mod duration;
+pub mod filter;
+pub mod run;
+pub mod thunk;
+
+pub use config::{Check, Command, Config, ConfigError, EventKind};
+pub use run::{Outcome, OutputStream, RunEvent};
+pub use thunk::{EventContext, Thunk, ThunkId};

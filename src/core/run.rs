@@ -1,0 +1,118 @@
+//! What a run reports while it goes and how it ends, in tether's own terms (the runner protocol
+//! converts these to and from protobuf at its border).
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+/// Which stream a chunk of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+    /// A line written by the runner itself: checkout progress, notices, errors.
+    Runner,
+}
+
+/// One event of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    Started { checkout_started: SystemTime, started: SystemTime, commit: String },
+    Output { stream: OutputStream, data: Bytes, at: SystemTime, seq: u64 },
+    Finished(Finished),
+}
+
+/// The last event of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub outcome: Outcome,
+    /// The run hit its timeout (the outcome is then the signal that ended it).
+    pub timed_out: bool,
+    pub duration: Duration,
+    /// How many `Output` events were sent, so a reader can tell that none was lost.
+    pub output_chunks: u64,
+}
+
+/// How the process ended, or why it never ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    Signalled(i32),
+    /// The run could not start or could not finish: a failed checkout, a missing container
+    /// engine, a runner that went away. The text is for people.
+    Error(String),
+}
+
+/// The verdict of a finished run, as the rest of tether reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conclusion {
+    Success,
+    Failure,
+    TimedOut,
+    Cancelled,
+}
+
+impl Finished {
+    /// What the run concludes; `cancelled` says whether somebody asked for it to stop.
+    pub fn conclusion(&self, cancelled: bool) -> Conclusion {
+        match (&self.outcome, self.timed_out) {
+            (_, true) => Conclusion::TimedOut,
+            (Outcome::Exited(0), false) => Conclusion::Success,
+            _ if cancelled => Conclusion::Cancelled,
+            _ => Conclusion::Failure,
+        }
+    }
+}
+
+impl Outcome {
+    /// A short description: `exit 0`, `exit 3`, `signal 9 (SIGKILL)`, `error: …`.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Exited(code) => format!("exit {code}"),
+            Outcome::Signalled(signal) => match signal_name(*signal) {
+                Some(name) => format!("signal {signal} ({name})"),
+                None => format!("signal {signal}"),
+            },
+            Outcome::Error(message) => format!("error: {message}"),
+        }
+    }
+}
+
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        6 => "SIGABRT",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(outcome: Outcome, timed_out: bool) -> Finished {
+        Finished { outcome, timed_out, duration: Duration::ZERO, output_chunks: 0 }
+    }
+
+    #[test]
+    fn conclusions() {
+        assert_eq!(finished(Outcome::Exited(0), false).conclusion(false), Conclusion::Success);
+        assert_eq!(finished(Outcome::Exited(1), false).conclusion(false), Conclusion::Failure);
+        assert_eq!(finished(Outcome::Signalled(15), true).conclusion(false), Conclusion::TimedOut);
+        assert_eq!(finished(Outcome::Signalled(15), false).conclusion(true), Conclusion::Cancelled);
+        assert_eq!(finished(Outcome::Error("x".into()), false).conclusion(false), Conclusion::Failure);
+    }
+
+    #[test]
+    fn outcomes_describe_themselves() {
+        assert_eq!(Outcome::Exited(3).describe(), "exit 3");
+        assert_eq!(Outcome::Signalled(9).describe(), "signal 9 (SIGKILL)");
+        assert_eq!(Outcome::Signalled(64).describe(), "signal 64");
+    }
+}
