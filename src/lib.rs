@@ -4,3 +4,4 @@
 //! module wraps one outside technology and converts its types at the border.
 
 pub mod core;
+pub mod exec;

@@ -1,0 +1,249 @@
+//! Running thunks on this machine: checkout, secrets, a process group or a container, and the
+//! stream of events a run produces. Used by the gRPC runner and by `tether run` alike.
+
+pub mod checkout;
+pub mod container;
+mod emit;
+pub mod mask;
+pub mod process;
+pub mod secrets;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use self::checkout::GitCache;
+use self::container::{ContainerSpec, Engine};
+use self::emit::Emitter;
+use self::process::{ProcessSpec, Stop};
+use self::secrets::Secrets;
+use crate::core::run::Finished;
+use crate::core::thunk::is_full_commit;
+use crate::core::{Command, EventContext, Outcome, RunEvent, Thunk};
+
+/// Events buffered between a run and its reader.
+const RUN_EVENT_QUEUE: usize = 64;
+
+/// How a runner runs thunks.
+#[derive(Debug, Clone)]
+pub struct ExecConfig {
+    /// Holds `cache/` (git caches, kept) and `runs/` (one checkout per run, removed after it).
+    pub work_dir: PathBuf,
+    /// Runs at once; more are refused.
+    pub max_runs: usize,
+    pub secrets: Secrets,
+    /// The container engine for thunks with an image, if this machine has one.
+    pub engine: Option<Engine>,
+}
+
+/// One run to start.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub thunk: Thunk,
+    /// For the HTTPS fetch only; never part of the thunk.
+    pub clone_token: Option<String>,
+    pub run_id: String,
+    pub event: EventContext,
+}
+
+/// A run was refused because every slot is taken.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("this runner is busy: all {capacity} run slots are in use")]
+pub struct Busy {
+    pub capacity: usize,
+}
+
+/// Starts runs and knows how many are going.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ExecConfig,
+    slots: Arc<Semaphore>,
+    cache: GitCache,
+    runs_dir: PathBuf,
+}
+
+impl Executor {
+    pub fn new(config: ExecConfig) -> anyhow::Result<Executor> {
+        let cache_dir = config.work_dir.join("cache");
+        let runs_dir = config.work_dir.join("runs");
+        for dir in [&cache_dir, &runs_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create work dir {}: {e}", dir.display()))?;
+        }
+        let slots = Arc::new(Semaphore::new(config.max_runs));
+        let cache = GitCache::new(cache_dir);
+        Ok(Executor { inner: Arc::new(Inner { config, slots, cache, runs_dir }) })
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.inner.config.max_runs
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.capacity() - self.inner.slots.available_permits()
+    }
+
+    /// Starts a run. Dropping the returned receiver cancels it.
+    pub fn start(&self, spec: RunSpec) -> Result<mpsc::Receiver<RunEvent>, Busy> {
+        let permit = self
+            .inner
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Busy { capacity: self.capacity() })?;
+        let (tx, rx) = mpsc::channel(RUN_EVENT_QUEUE);
+        tokio::spawn(run_one(self.inner.clone(), spec, tx, permit));
+        Ok(rx)
+    }
+}
+
+async fn run_one(inner: Arc<Inner>, spec: RunSpec, tx: mpsc::Sender<RunEvent>, _slot: OwnedSemaphorePermit) {
+    let token = spec.clone_token.clone().unwrap_or_default();
+    let masked: Vec<&str> = inner.config.secrets.values().chain([token.as_str()]).collect();
+    let mut emitter = Emitter::new(tx, &masked);
+    let run_dir = inner.runs_dir.join(run_dir_name(&spec.run_id));
+    let began = Instant::now();
+    let (outcome, stop, process_started) = run_in(&inner, &spec, &run_dir, &mut emitter).await;
+    let duration = process_started.unwrap_or(began).elapsed();
+    if let Err(e) = remove_dir(&run_dir).await {
+        emitter.notice(&format!("could not remove the work dir {}: {e}", run_dir.display())).await;
+    }
+    let timed_out = stop == Some(Stop::TimedOut);
+    emitter.finish(Finished { outcome, timed_out, duration, output_chunks: 0 }).await;
+}
+
+/// Checks out, prepares and runs; returns the outcome, why it was stopped, and when the
+/// process started (if it did).
+async fn run_in(
+    inner: &Inner,
+    spec: &RunSpec,
+    run_dir: &Path,
+    emitter: &mut Emitter,
+) -> (Outcome, Option<Stop>, Option<Instant>) {
+    let thunk = &spec.thunk;
+    let fail = |message: String| (Outcome::Error(message), None, None);
+    if !is_full_commit(&thunk.commit) {
+        return fail(format!("`{}` is not a full commit id", thunk.commit));
+    }
+    let checkout_started = SystemTime::now();
+    let token = spec.clone_token.as_deref();
+    if let Err(e) = inner.cache.checkout(&thunk.clone_url, &thunk.commit, token, run_dir).await {
+        emitter.notice(&format!("checkout failed: {e}")).await;
+        return fail(format!("checkout of {} failed", thunk.commit));
+    }
+    let cwd = run_dir.join(&thunk.dir);
+    if !cwd.is_dir() {
+        return fail(format!("the check's dir `{}` is not a directory in this commit", thunk.dir));
+    }
+    let env = environment(inner, spec, emitter).await;
+    let process = match process_spec(inner, spec, run_dir, cwd, env) {
+        Ok(process) => process,
+        Err(message) => {
+            emitter.notice(&message).await;
+            return fail(message);
+        }
+    };
+    emitter.started(checkout_started, &thunk.commit).await;
+    let started = Instant::now();
+    let (outcome, stop) = process::run(process, emitter, thunk.timeout).await;
+    if stop.is_some() {
+        remove_container(inner, spec).await;
+    }
+    (outcome, stop, Some(started))
+}
+
+/// The run's environment: tether's own variables, the check's env, then its granted secrets.
+async fn environment(inner: &Inner, spec: &RunSpec, emitter: &mut Emitter) -> Vec<(String, String)> {
+    let thunk = &spec.thunk;
+    let mut env: Vec<(String, String)> = [
+        ("CI", "true"),
+        ("TETHER", "true"),
+        ("TETHER_CHECK", &thunk.check),
+        ("TETHER_COMMIT", &thunk.commit),
+        ("TETHER_REPO", &spec.event.repo),
+        ("TETHER_EVENT", &spec.event.kind),
+        ("TETHER_RUN_ID", &spec.run_id),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.extend(thunk.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let grant = inner.config.secrets.grant(&thunk.secrets, &spec.event);
+    for name in &grant.withheld {
+        let why = format!(
+            "secret {name} is not set: this runner's secrets file does not have it or does not \
+             allow it for {} events of {}",
+            spec.event.kind, spec.event.repo
+        );
+        emitter.notice(&why).await;
+    }
+    env.extend(grant.env);
+    env
+}
+
+fn process_spec(
+    inner: &Inner,
+    spec: &RunSpec,
+    run_dir: &Path,
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+) -> Result<ProcessSpec, String> {
+    let thunk = &spec.thunk;
+    let Some(image) = &thunk.image else {
+        let (program, args) = match &thunk.command {
+            Command::Script(script) => ("sh".into(), vec!["-ec".into(), script.into()]),
+            Command::Argv(argv) => (argv[0].clone().into(), argv[1..].iter().map(Into::into).collect()),
+        };
+        return Ok(ProcessSpec { program, args, cwd, env });
+    };
+    let engine = inner.config.engine.as_ref().ok_or_else(|| container::missing_engine_message(image))?;
+    let env_names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+    let name = container_name(&spec.run_id);
+    let user = Some((nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
+    let container = ContainerSpec { name: &name, image, checkout: run_dir, dir: &thunk.dir, env_names: &env_names, command: &thunk.command, user };
+    let mut argv = engine.run_argv(&container);
+    let program = argv.remove(0);
+    Ok(ProcessSpec { program, args: argv, cwd: run_dir.to_path_buf(), env })
+}
+
+async fn remove_container(inner: &Inner, spec: &RunSpec) {
+    let (Some(engine), Some(_)) = (&inner.config.engine, &spec.thunk.image) else { return };
+    let argv = engine.remove_argv(&container_name(&spec.run_id));
+    let _ = tokio::process::Command::new(&argv[0]).args(&argv[1..]).output().await;
+}
+
+fn container_name(run_id: &str) -> String {
+    format!("tether-{}", run_dir_name(run_id))
+}
+
+/// A file-name-safe, unique name for a run's directory.
+fn run_dir_name(run_id: &str) -> String {
+    let safe: String = run_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(40)
+        .collect();
+    let unique: u32 = rand::random();
+    format!("{safe}-{unique:08x}")
+}
+
+/// Removes a run's directory, also when the check left read-only files in it.
+async fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if tokio::fs::remove_dir_all(dir).await.is_ok() {
+        return Ok(());
+    }
+    let status = tokio::process::Command::new("chmod").arg("-R").arg("u+w").arg(dir).status().await?;
+    if !status.success() {
+        tracing::warn!(dir = %dir.display(), "chmod of a run dir failed");
+    }
+    tokio::fs::remove_dir_all(dir).await
+}

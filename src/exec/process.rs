@@ -1,0 +1,179 @@
+//! One process group: started, its output streamed as it comes, and ended by exit, cancel or
+//! timeout, with no process left behind.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until};
+
+use super::emit::Emitter;
+use crate::core::{Outcome, OutputStream};
+
+/// How long a cancelled or timed-out run gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// How long output is still read after the process ended, for a background process that keeps
+/// the output pipes open from outside the process group.
+pub const OUTPUT_DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// The most bytes one output chunk carries.
+pub const OUTPUT_CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks read but not yet sent; beyond this the reader waits, and so does the process.
+const OUTPUT_QUEUE_CHUNKS: usize = 16;
+/// How often a stopping run checks whether its process group is gone.
+const GROUP_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What to run.
+pub struct ProcessSpec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+/// Why a run was stopped before its process ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Cancelled,
+    TimedOut,
+}
+
+/// The state of one running process group.
+struct Group {
+    pgid: Pid,
+    status: Option<ExitStatus>,
+    stop: Option<Stop>,
+    kill_at: Option<Instant>,
+    drain_until: Option<Instant>,
+    streams_open: bool,
+}
+
+/// Runs the process to its end and returns how it ended and whether it was stopped.
+pub async fn run(spec: ProcessSpec, emitter: &mut Emitter, timeout: Duration) -> (Outcome, Option<Stop>) {
+    let mut command = tokio::process::Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .envs(spec.env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let program = spec.program.to_string_lossy();
+            return (Outcome::Error(format!("cannot start `{program}`: {e}")), None);
+        }
+    };
+    let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
+    let (chunk_tx, mut chunks) = mpsc::channel(OUTPUT_QUEUE_CHUNKS);
+    spawn_reader(child.stdout.take(), OutputStream::Stdout, chunk_tx.clone());
+    spawn_reader(child.stderr.take(), OutputStream::Stderr, chunk_tx);
+    let closed = emitter.closed_signal();
+    let deadline = sleep_until(Instant::now() + timeout);
+    tokio::pin!(deadline);
+    let mut group = Group { pgid, status: None, stop: None, kill_at: None, drain_until: None, streams_open: true };
+    while group.status.is_none() || group.streams_open {
+        tokio::select! {
+            chunk = chunks.recv(), if group.streams_open => match chunk {
+                Some((stream, data)) => emitter.output(stream, &data).await,
+                None => group.streams_open = false,
+            },
+            status = child.wait(), if group.status.is_none() => group.exited(status),
+            () = closed.closed(), if group.stop.is_none() => group.begin_stop(Stop::Cancelled),
+            () = &mut deadline, if group.stop.is_none() => group.begin_stop(Stop::TimedOut),
+            () = sleep_until(group.kill_at.unwrap_or_else(Instant::now)), if group.kill_at.is_some() => {
+                group.kill();
+            }
+            () = sleep_until(group.drain_until.unwrap_or_else(Instant::now)),
+                if group.drain_until.is_some() && group.streams_open => {
+                group.streams_open = false;
+                emitter.notice("output still open after the command ended; stopped reading it").await;
+            }
+        }
+    }
+    if group.stop.is_some() {
+        group.wait_until_gone().await;
+    }
+    (outcome_of(group.status.expect("loop ends after exit")), group.stop)
+}
+
+impl Group {
+    fn exited(&mut self, status: std::io::Result<ExitStatus>) {
+        // A wait error means the child is already gone; report it as killed.
+        self.status = Some(status.unwrap_or_else(|_| ExitStatus::from_raw(Signal::SIGKILL as i32)));
+        if self.stop.is_none() {
+            // The command is done: whatever it left running in its group goes with it.
+            signal_group(self.pgid, Signal::SIGKILL);
+            self.drain_until = Some(Instant::now() + OUTPUT_DRAIN_AFTER_EXIT);
+        }
+    }
+
+    fn begin_stop(&mut self, stop: Stop) {
+        self.stop = Some(stop);
+        signal_group(self.pgid, Signal::SIGTERM);
+        self.kill_at = Some(Instant::now() + KILL_GRACE_PERIOD);
+    }
+
+    fn kill(&mut self) {
+        signal_group(self.pgid, Signal::SIGKILL);
+        self.kill_at = None;
+        self.drain_until = Some(Instant::now() + OUTPUT_DRAIN_AFTER_EXIT);
+    }
+
+    /// After a stop, waits for every process of the group to end, killing them at the grace
+    /// period's end.
+    async fn wait_until_gone(&mut self) {
+        while group_alive(self.pgid) {
+            match self.kill_at {
+                Some(kill_at) if Instant::now() >= kill_at => self.kill(),
+                _ => tokio::time::sleep(GROUP_POLL_INTERVAL).await,
+            }
+        }
+    }
+}
+
+fn signal_group(pgid: Pid, signal: Signal) {
+    // ESRCH (nobody left) is the normal case after an exit; nothing else can fail for our own
+    // group.
+    let _ = killpg(pgid, signal);
+}
+
+fn group_alive(pgid: Pid) -> bool {
+    killpg(pgid, None).is_ok()
+}
+
+fn outcome_of(status: ExitStatus) -> Outcome {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Outcome::Exited(code),
+        (None, Some(signal)) => Outcome::Signalled(signal),
+        (None, None) => Outcome::Error(format!("the process ended with an unknown status: {status}")),
+    }
+}
+
+fn spawn_reader<R>(reader: Option<R>, stream: OutputStream, tx: mpsc::Sender<(OutputStream, Bytes)>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let Some(mut reader) = reader else { return };
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; OUTPUT_CHUNK_BYTES];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send((stream, Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
