@@ -3,5 +3,7 @@
 //! The code map is ARCHITECTURE.md. In short: [`core`] decides and does no I/O; every other
 //! module wraps one outside technology and converts its types at the border.
 
+pub mod cli;
 pub mod core;
 pub mod exec;
+pub mod runner;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `tether` binary: everything is in the library.
+
+fn main() -> std::process::ExitCode {
+    tether::cli::main()
+}

@@ -144,7 +144,11 @@ impl Config {
     pub fn select<'a>(&'a self, names: &[String]) -> Result<Vec<&'a Check>, UnknownCheck> {
         names
             .iter()
-            .map(|name| self.checks.get(name).ok_or_else(|| UnknownCheck(name.clone())))
+            .map(|name| {
+                self.checks
+                    .get(name)
+                    .ok_or_else(|| UnknownCheck(name.clone()))
+            })
             .collect()
     }
 }
@@ -183,7 +187,12 @@ fn error_at(text: &str, key: Option<String>, error: &toml::de::Error) -> ConfigE
         }
         None => (None, None),
     };
-    ConfigError { key, line, column, message: error.message().trim().to_string() }
+    ConfigError {
+        key,
+        line,
+        column,
+        message: error.message().trim().to_string(),
+    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.

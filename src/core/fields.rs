@@ -4,8 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::config::Command;
 use super::duration;
@@ -79,24 +79,36 @@ pub struct RelativeDir(pub String);
 impl<'de> Deserialize<'de> for RelativeDir {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        normalise_dir(&text).map(RelativeDir).map_err(de::Error::custom)
+        normalise_dir(&text)
+            .map(RelativeDir)
+            .map_err(de::Error::custom)
     }
 }
 
 /// Normalises a relative directory, refusing anything that could leave the checkout.
 pub fn normalise_dir(text: &str) -> Result<String, String> {
     if text.starts_with('/') || text.contains('\\') || text.contains('\0') {
-        return Err(format!("invalid dir {text:?}: must be a path relative to the checkout"));
+        return Err(format!(
+            "invalid dir {text:?}: must be a path relative to the checkout"
+        ));
     }
     let mut parts = Vec::new();
     for part in text.split('/') {
         match part {
             "" | "." => {}
-            ".." => return Err(format!("invalid dir {text:?}: must stay inside the checkout")),
+            ".." => {
+                return Err(format!(
+                    "invalid dir {text:?}: must stay inside the checkout"
+                ));
+            }
             part => parts.push(part),
         }
     }
-    Ok(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
+    Ok(if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    })
 }
 
 /// A check's time limit.
@@ -143,7 +155,10 @@ impl BranchPattern {
             .literal_separator(true)
             .build()
             .map_err(|e| format!("invalid branch pattern {source:?}: {}", e.kind()))?;
-        Ok(BranchPattern { source: source.to_string(), matcher: glob.compile_matcher() })
+        Ok(BranchPattern {
+            source: source.to_string(),
+            matcher: glob.compile_matcher(),
+        })
     }
 
     pub fn matches(&self, branch: &str) -> bool {
@@ -173,13 +188,18 @@ pub struct Platform {
 
 impl Platform {
     pub fn parse(text: &str) -> Result<Platform, String> {
-        let bad = || format!("invalid platform {text:?}: write it as os/arch, like \"linux/amd64\"");
+        let bad =
+            || format!("invalid platform {text:?}: write it as os/arch, like \"linux/amd64\"");
         let (os, arch) = text.split_once('/').ok_or_else(bad)?;
-        let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let word =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !word(os) || !word(arch) {
             return Err(bad());
         }
-        Ok(Platform { os: os.to_ascii_lowercase(), arch: normalise_arch(&arch.to_ascii_lowercase()) })
+        Ok(Platform {
+            os: os.to_ascii_lowercase(),
+            arch: normalise_arch(&arch.to_ascii_lowercase()),
+        })
     }
 
     /// Whether a runner with this os and arch fits.
@@ -243,7 +263,9 @@ impl<'de> Visitor<'de> for RunVisitor {
             argv.push(arg);
         }
         if argv.first().is_none_or(|program| program.is_empty()) {
-            return Err(de::Error::custom("`run` needs a program as its first element"));
+            return Err(de::Error::custom(
+                "`run` needs a program as its first element",
+            ));
         }
         Ok(RunCommand(Command::Argv(argv)))
     }

@@ -7,8 +7,16 @@ use super::config::{Check, Config, EventKind};
 /// `branch` is the pushed branch (without `refs/heads/`), or `None` for a push of a tag or any
 /// other ref. Branch filters apply to push events only: a check with `branches` runs for a push
 /// only when one of its globs matches the branch. Pull requests ignore `branches`.
-pub fn checks_for<'a>(config: &'a Config, event: EventKind, branch: Option<&str>) -> Vec<&'a Check> {
-    config.checks.values().filter(|check| runs_for(check, event, branch)).collect()
+pub fn checks_for<'a>(
+    config: &'a Config,
+    event: EventKind,
+    branch: Option<&str>,
+) -> Vec<&'a Check> {
+    config
+        .checks
+        .values()
+        .filter(|check| runs_for(check, event, branch))
+        .collect()
 }
 
 /// Whether one check runs for an event.
@@ -55,7 +63,10 @@ mod tests {
              [checks.r]\nrun = \"true\"\non = [\"pull_request\"]\n",
         );
         assert_eq!(names(checks_for(&c, EventKind::Push, Some("main"))), ["p"]);
-        assert_eq!(names(checks_for(&c, EventKind::PullRequest, Some("main"))), ["r"]);
+        assert_eq!(
+            names(checks_for(&c, EventKind::PullRequest, Some("main"))),
+            ["r"]
+        );
     }
 
     #[test]
@@ -64,11 +75,23 @@ mod tests {
             "[checks.rel]\nrun = \"true\"\nbranches = [\"main\", \"release/*\"]\n\
              [checks.all]\nrun = \"true\"\n",
         );
-        assert_eq!(names(checks_for(&c, EventKind::Push, Some("main"))), ["all", "rel"]);
-        assert_eq!(names(checks_for(&c, EventKind::Push, Some("release/1.0"))), ["all", "rel"]);
+        assert_eq!(
+            names(checks_for(&c, EventKind::Push, Some("main"))),
+            ["all", "rel"]
+        );
+        assert_eq!(
+            names(checks_for(&c, EventKind::Push, Some("release/1.0"))),
+            ["all", "rel"]
+        );
         // `*` does not cross a slash, so a nested branch needs its own glob.
-        assert_eq!(names(checks_for(&c, EventKind::Push, Some("release/1.0/hotfix"))), ["all"]);
-        assert_eq!(names(checks_for(&c, EventKind::Push, Some("feature"))), ["all"]);
+        assert_eq!(
+            names(checks_for(&c, EventKind::Push, Some("release/1.0/hotfix"))),
+            ["all"]
+        );
+        assert_eq!(
+            names(checks_for(&c, EventKind::Push, Some("feature"))),
+            ["all"]
+        );
         // A tag push has no branch: only unfiltered checks run.
         assert_eq!(names(checks_for(&c, EventKind::Push, None)), ["all"]);
     }
@@ -76,7 +99,10 @@ mod tests {
     #[test]
     fn branches_do_not_apply_to_pull_requests() {
         let c = config("[checks.rel]\nrun = \"true\"\nbranches = [\"main\"]\n");
-        assert_eq!(names(checks_for(&c, EventKind::PullRequest, Some("feature"))), ["rel"]);
+        assert_eq!(
+            names(checks_for(&c, EventKind::PullRequest, Some("feature"))),
+            ["rel"]
+        );
     }
 
     #[test]
@@ -87,11 +113,31 @@ mod tests {
         );
         let gpu = &c.checks["gpu"];
         let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(runner_fits(gpu, "linux", "amd64", &labels(&["big", "gpu", "x"])));
-        assert!(runner_fits(gpu, "linux", "x86_64", &labels(&["big", "gpu"])));
+        assert!(runner_fits(
+            gpu,
+            "linux",
+            "amd64",
+            &labels(&["big", "gpu", "x"])
+        ));
+        assert!(runner_fits(
+            gpu,
+            "linux",
+            "x86_64",
+            &labels(&["big", "gpu"])
+        ));
         assert!(!runner_fits(gpu, "linux", "amd64", &labels(&["gpu"])));
-        assert!(!runner_fits(gpu, "macos", "amd64", &labels(&["big", "gpu"])));
-        assert!(!runner_fits(gpu, "linux", "arm64", &labels(&["big", "gpu"])));
+        assert!(!runner_fits(
+            gpu,
+            "macos",
+            "amd64",
+            &labels(&["big", "gpu"])
+        ));
+        assert!(!runner_fits(
+            gpu,
+            "linux",
+            "arm64",
+            &labels(&["big", "gpu"])
+        ));
         assert!(runner_fits(&c.checks["any"], "macos", "arm64", &[]));
     }
 }

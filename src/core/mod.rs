@@ -5,12 +5,12 @@
 //! or files.
 
 pub mod config;
-pub mod fields;
 pub mod duration;
+pub mod fields;
 pub mod filter;
 pub mod run;
 pub mod thunk;
 
 pub use config::{Check, Command, Config, ConfigError, EventKind};
-pub use run::{Outcome, OutputStream, RunEvent};
+pub use run::{Outcome, OutputStream, RunEvent, RunnerInfo};
 pub use thunk::{EventContext, Thunk, ThunkId};

@@ -17,8 +17,17 @@ pub enum OutputStream {
 /// One event of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {
-    Started { checkout_started: SystemTime, started: SystemTime, commit: String },
-    Output { stream: OutputStream, data: Bytes, at: SystemTime, seq: u64 },
+    Started {
+        checkout_started: SystemTime,
+        started: SystemTime,
+        commit: String,
+    },
+    Output {
+        stream: OutputStream,
+        data: Bytes,
+        at: SystemTime,
+        seq: u64,
+    },
     Finished(Finished),
 }
 
@@ -41,6 +50,20 @@ pub enum Outcome {
     /// The run could not start or could not finish: a failed checkout, a missing container
     /// engine, a runner that went away. The text is for people.
     Error(String),
+}
+
+/// What a runner says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerInfo {
+    pub name: String,
+    pub os: String,
+    /// Docker's spelling: `amd64`, `arm64`.
+    pub arch: String,
+    pub labels: Vec<String>,
+    pub capacity: u32,
+    pub runs_in_flight: u32,
+    pub version: String,
+    pub protocol_version: u32,
 }
 
 /// The verdict of a finished run, as the rest of tether reports it.
@@ -97,16 +120,36 @@ mod tests {
     use super::*;
 
     fn finished(outcome: Outcome, timed_out: bool) -> Finished {
-        Finished { outcome, timed_out, duration: Duration::ZERO, output_chunks: 0 }
+        Finished {
+            outcome,
+            timed_out,
+            duration: Duration::ZERO,
+            output_chunks: 0,
+        }
     }
 
     #[test]
     fn conclusions() {
-        assert_eq!(finished(Outcome::Exited(0), false).conclusion(false), Conclusion::Success);
-        assert_eq!(finished(Outcome::Exited(1), false).conclusion(false), Conclusion::Failure);
-        assert_eq!(finished(Outcome::Signalled(15), true).conclusion(false), Conclusion::TimedOut);
-        assert_eq!(finished(Outcome::Signalled(15), false).conclusion(true), Conclusion::Cancelled);
-        assert_eq!(finished(Outcome::Error("x".into()), false).conclusion(false), Conclusion::Failure);
+        assert_eq!(
+            finished(Outcome::Exited(0), false).conclusion(false),
+            Conclusion::Success
+        );
+        assert_eq!(
+            finished(Outcome::Exited(1), false).conclusion(false),
+            Conclusion::Failure
+        );
+        assert_eq!(
+            finished(Outcome::Signalled(15), true).conclusion(false),
+            Conclusion::TimedOut
+        );
+        assert_eq!(
+            finished(Outcome::Signalled(15), false).conclusion(true),
+            Conclusion::Cancelled
+        );
+        assert_eq!(
+            finished(Outcome::Error("x".into()), false).conclusion(false),
+            Conclusion::Failure
+        );
     }
 
     #[test]

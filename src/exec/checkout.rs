@@ -14,8 +14,13 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 /// Environment variables that would make git print what it sends, the token among it.
-const GIT_TRACE_VARIABLES: &[&str] =
-    &["GIT_TRACE", "GIT_TRACE_CURL", "GIT_TRACE_PACKET", "GIT_CURL_VERBOSE", "GIT_TRACE2"];
+const GIT_TRACE_VARIABLES: &[&str] = &[
+    "GIT_TRACE",
+    "GIT_TRACE_CURL",
+    "GIT_TRACE_PACKET",
+    "GIT_CURL_VERBOSE",
+    "GIT_TRACE2",
+];
 
 /// Why a checkout failed, in words for the person reading the log.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +37,10 @@ pub struct GitCache {
 
 impl GitCache {
     pub fn new(root: PathBuf) -> GitCache {
-        GitCache { root, locks: Arc::default() }
+        GitCache {
+            root,
+            locks: Arc::default(),
+        }
     }
 
     /// The cache directory of a clone URL: a bare repository named by the URL's hash.
@@ -64,12 +72,31 @@ impl GitCache {
         }
         let cache_arg = cache.to_string_lossy();
         let run_arg = run_dir.to_string_lossy();
-        let clone = ["clone", "--quiet", "--shared", "--no-checkout", &cache_arg, &run_arg];
+        let clone = [
+            "clone",
+            "--quiet",
+            "--shared",
+            "--no-checkout",
+            &cache_arg,
+            &run_arg,
+        ];
         git(None, &clone, None).await?;
-        let detach = ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit];
+        let detach = [
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+            commit,
+        ];
         git(Some(run_dir), &detach, None).await?;
         // Point `origin` at the real repository (without credentials), as a clone would.
-        git(Some(run_dir), &["remote", "set-url", "origin", clone_url], None).await?;
+        git(
+            Some(run_dir),
+            &["remote", "set-url", "origin", clone_url],
+            None,
+        )
+        .await?;
         Ok(())
     }
 
@@ -81,19 +108,32 @@ impl GitCache {
 
 async fn has_commit(cache: &Path, commit: &str) -> bool {
     let object = format!("{commit}^{{commit}}");
-    git(Some(cache), &["cat-file", "-e", &object], None).await.is_ok()
+    git(Some(cache), &["cat-file", "-e", &object], None)
+        .await
+        .is_ok()
 }
 
 /// Fetches the one commit; servers that refuse to serve an unadvertised commit get a fetch of
 /// all branches and pull request heads instead.
-async fn fetch(cache: &Path, url: &str, commit: &str, token: Option<&str>) -> Result<(), CheckoutError> {
+async fn fetch(
+    cache: &Path,
+    url: &str,
+    commit: &str,
+    token: Option<&str>,
+) -> Result<(), CheckoutError> {
     let refspec = format!("+{commit}:refs/tether/commits/{commit}");
     let by_commit = ["fetch", "--quiet", "--no-tags", url, &refspec];
     let first = git(Some(cache), &by_commit, token).await;
     if first.is_ok() {
         return Ok(());
     }
-    let heads = ["fetch", "--quiet", "--no-tags", url, "+refs/heads/*:refs/tether/heads/*"];
+    let heads = [
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        url,
+        "+refs/heads/*:refs/tether/heads/*",
+    ];
     git(Some(cache), &heads, token).await?;
     if has_commit(cache, commit).await {
         return Ok(());
@@ -105,11 +145,7 @@ async fn fetch(cache: &Path, url: &str, commit: &str, token: Option<&str>) -> Re
 }
 
 /// Runs git quietly and returns its error output as the error when it fails.
-async fn git(
-    cwd: Option<&Path>,
-    args: &[&str],
-    token: Option<&str>,
-) -> Result<(), CheckoutError> {
+async fn git(cwd: Option<&Path>, args: &[&str], token: Option<&str>) -> Result<(), CheckoutError> {
     let mut command = tokio::process::Command::new("git");
     if let Some(cwd) = cwd {
         command.arg("-C").arg(cwd);

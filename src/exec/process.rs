@@ -55,7 +55,11 @@ struct Group {
 }
 
 /// Runs the process to its end and returns how it ended and whether it was stopped.
-pub async fn run(spec: ProcessSpec, emitter: &mut Emitter, timeout: Duration) -> (Outcome, Option<Stop>) {
+pub async fn run(
+    spec: ProcessSpec,
+    emitter: &mut Emitter,
+    timeout: Duration,
+) -> (Outcome, Option<Stop>) {
     let mut command = tokio::process::Command::new(&spec.program);
     command
         .args(&spec.args)
@@ -69,7 +73,10 @@ pub async fn run(spec: ProcessSpec, emitter: &mut Emitter, timeout: Duration) ->
         Ok(child) => child,
         Err(e) => {
             let program = spec.program.to_string_lossy();
-            return (Outcome::Error(format!("cannot start `{program}`: {e}")), None);
+            return (
+                Outcome::Error(format!("cannot start `{program}`: {e}")),
+                None,
+            );
         }
     };
     let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
@@ -79,7 +86,14 @@ pub async fn run(spec: ProcessSpec, emitter: &mut Emitter, timeout: Duration) ->
     let closed = emitter.closed_signal();
     let deadline = sleep_until(Instant::now() + timeout);
     tokio::pin!(deadline);
-    let mut group = Group { pgid, status: None, stop: None, kill_at: None, drain_until: None, streams_open: true };
+    let mut group = Group {
+        pgid,
+        status: None,
+        stop: None,
+        kill_at: None,
+        drain_until: None,
+        streams_open: true,
+    };
     while group.status.is_none() || group.streams_open {
         tokio::select! {
             chunk = chunks.recv(), if group.streams_open => match chunk {
@@ -102,7 +116,10 @@ pub async fn run(spec: ProcessSpec, emitter: &mut Emitter, timeout: Duration) ->
     if group.stop.is_some() {
         group.wait_until_gone().await;
     }
-    (outcome_of(group.status.expect("loop ends after exit")), group.stop)
+    (
+        outcome_of(group.status.expect("loop ends after exit")),
+        group.stop,
+    )
 }
 
 impl Group {
@@ -146,15 +163,46 @@ fn signal_group(pgid: Pid, signal: Signal) {
     let _ = killpg(pgid, signal);
 }
 
+/// Whether any process of the group still runs. Zombies do not count: an orphan that has
+/// exited waits for init to reap it, and some inits (in containers, say) take their time.
 fn group_alive(pgid: Pid) -> bool {
-    killpg(pgid, None).is_ok()
+    if killpg(pgid, None).is_err() {
+        return false;
+    }
+    if cfg!(target_os = "linux") {
+        live_members_in_proc(pgid.as_raw())
+    } else {
+        true
+    }
+}
+
+/// Looks through `/proc` for a process of group `pgid` that is not a zombie.
+fn live_members_in_proc(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // The command name may hold spaces and parentheses: the fields start after the last ')'.
+        let Some((_, fields)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = fields.split_whitespace();
+        let state = fields.next().unwrap_or("Z");
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != "Z" && state != "X"
+    })
 }
 
 fn outcome_of(status: ExitStatus) -> Outcome {
     match (status.code(), status.signal()) {
         (Some(code), _) => Outcome::Exited(code),
         (None, Some(signal)) => Outcome::Signalled(signal),
-        (None, None) => Outcome::Error(format!("the process ended with an unknown status: {status}")),
+        (None, None) => Outcome::Error(format!(
+            "the process ended with an unknown status: {status}"
+        )),
     }
 }
 
@@ -169,7 +217,11 @@ where
             match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx.send((stream, Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                    if tx
+                        .send((stream, Bytes::copy_from_slice(&buf[..n])))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }

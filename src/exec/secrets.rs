@@ -16,8 +16,8 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::Context;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::core::EventContext;
 use crate::core::fields::EnvName;
@@ -72,7 +72,10 @@ impl Secrets {
             let line = text[..span.min(text.len())].matches('\n').count() + 1;
             anyhow::anyhow!("line {line}: {}", e.message().trim())
         })?;
-        let entries = raw.into_iter().map(|(name, entry)| (name.0, entry.0)).collect();
+        let entries = raw
+            .into_iter()
+            .map(|(name, entry)| (name.0, entry.0))
+            .collect();
         Ok(Secrets { entries })
     }
 
@@ -106,7 +109,9 @@ impl Secret {
             None => DEFAULT_SECRET_EVENTS.contains(&event.kind.as_str()),
         };
         let repo_ok = self.repos.as_ref().is_none_or(|repos| {
-            repos.iter().any(|pattern| repo_matches(pattern, &event.repo))
+            repos
+                .iter()
+                .any(|pattern| repo_matches(pattern, &event.repo))
         });
         event_ok && repo_ok
     }
@@ -141,7 +146,11 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Entry, E> {
-        Ok(Entry(Secret { value: value.to_string(), repos: None, events: None }))
+        Ok(Entry(Secret {
+            value: value.to_string(),
+            repos: None,
+            events: None,
+        }))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
@@ -162,12 +171,24 @@ events = ["push", "pull_request"]
 "#;
 
     fn event(kind: &str, repo: &str) -> EventContext {
-        EventContext { kind: kind.into(), repo: repo.into() }
+        EventContext {
+            kind: kind.into(),
+            repo: repo.into(),
+        }
     }
 
     fn granted(secrets: &Secrets, kind: &str, repo: &str) -> Vec<String> {
-        let names = ["PLAIN".to_string(), "WIDE".to_string(), "MISSING".to_string()];
-        secrets.grant(&names, &event(kind, repo)).env.into_iter().map(|(k, _)| k).collect()
+        let names = [
+            "PLAIN".to_string(),
+            "WIDE".to_string(),
+            "MISSING".to_string(),
+        ];
+        secrets
+            .grant(&names, &event(kind, repo))
+            .env
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
     }
 
     #[test]
@@ -204,7 +225,10 @@ events = ["push", "pull_request"]
     fn errors_give_the_line_and_never_a_value() {
         let error = Secrets::parse("[A]\nvalue = \"sekrit\"\nrepo = [\"x\"]\n").unwrap_err();
         let text = format!("{error:#}");
-        assert!(text.contains("line 3") && text.contains("unknown field `repo`"), "{text}");
+        assert!(
+            text.contains("line 3") && text.contains("unknown field `repo`"),
+            "{text}"
+        );
         assert!(!text.contains("sekrit"));
         assert!(Secrets::parse("1BAD = \"x\"").is_err());
         assert!(!format!("{:?}", Secrets::parse(FILE).unwrap()).contains("value"));

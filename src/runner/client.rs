@@ -1,0 +1,116 @@
+//! The client side of the runner protocol: what the server (and the tests) use to talk to a
+//! runner, in tether's own types.
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint};
+
+use super::convert;
+use super::listen::ListenAddr;
+use super::proto;
+use super::proto::runner_client::RunnerClient as ProtoClient;
+use crate::core::{RunEvent, RunnerInfo};
+use crate::exec::RunSpec;
+
+/// Why a call to a runner failed, as callers need to branch on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunnerError {
+    /// Every run slot is taken; try again later or elsewhere.
+    #[error("runner busy: {0}")]
+    Busy(String),
+    /// The runner refused the request as invalid.
+    #[error("runner refused the request: {0}")]
+    Refused(String),
+    /// The runner cannot be reached or went away.
+    #[error("runner unavailable: {0}")]
+    Unavailable(String),
+    /// The runner answered something that makes no sense.
+    #[error("runner protocol error: {0}")]
+    Protocol(String),
+}
+
+impl From<tonic::Status> for RunnerError {
+    fn from(status: tonic::Status) -> RunnerError {
+        let message = status.message().to_string();
+        match status.code() {
+            tonic::Code::ResourceExhausted => RunnerError::Busy(message),
+            tonic::Code::InvalidArgument => RunnerError::Refused(message),
+            tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown => {
+                RunnerError::Unavailable(message)
+            }
+            code => RunnerError::Protocol(format!("{code:?}: {message}")),
+        }
+    }
+}
+
+/// A connection to one runner.
+#[derive(Clone)]
+pub struct RunnerClient {
+    inner: ProtoClient<Channel>,
+}
+
+/// The events of one run; dropping this cancels the run.
+pub struct RunEvents {
+    inner: tonic::Streaming<proto::RunEvent>,
+}
+
+impl RunnerClient {
+    /// Connects to a runner that listens on a socket or TCP address.
+    pub async fn connect(addr: &ListenAddr) -> Result<RunnerClient, RunnerError> {
+        let unavailable =
+            |e: tonic::transport::Error| RunnerError::Unavailable(format!("{addr:?}: {e}"));
+        let channel = match addr {
+            ListenAddr::Tcp(host_port) => Endpoint::from_shared(format!("http://{host_port}"))
+                .map_err(unavailable)?
+                .connect()
+                .await
+                .map_err(unavailable)?,
+            ListenAddr::Unix(path) => {
+                let path = path.clone();
+                Endpoint::from_static("http://runner.invalid")
+                    .connect_with_connector(tower::service_fn(move |_| {
+                        let path = path.clone();
+                        async move {
+                            tokio::net::UnixStream::connect(path)
+                                .await
+                                .map(TokioIo::new)
+                        }
+                    }))
+                    .await
+                    .map_err(unavailable)?
+            }
+        };
+        Ok(RunnerClient::from_channel(channel))
+    }
+
+    /// A client over an existing channel (for example one carried by an SSH connection).
+    pub fn from_channel(channel: Channel) -> RunnerClient {
+        RunnerClient {
+            inner: ProtoClient::new(channel),
+        }
+    }
+
+    pub async fn info(&mut self) -> Result<RunnerInfo, RunnerError> {
+        let response = self.inner.info(proto::InfoRequest {}).await?;
+        Ok(convert::info_from_proto(response.into_inner()))
+    }
+
+    pub async fn run(&mut self, spec: &RunSpec) -> Result<RunEvents, RunnerError> {
+        let response = self.inner.run(convert::run_request(spec)).await?;
+        Ok(RunEvents {
+            inner: response.into_inner(),
+        })
+    }
+}
+
+impl RunEvents {
+    /// The next event, or `None` when the runner closed the stream.
+    pub async fn next(&mut self) -> Option<Result<RunEvent, RunnerError>> {
+        match self.inner.message().await {
+            Ok(Some(event)) => {
+                Some(convert::event_from_proto(event).map_err(RunnerError::Protocol))
+            }
+            Ok(None) => None,
+            Err(status) => Some(Err(status.into())),
+        }
+    }
+}

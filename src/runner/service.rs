@@ -1,0 +1,93 @@
+//! The gRPC service a runner serves: `Info` and `Run`, on top of the executor.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::proto::runner_server::{Runner, RunnerServer};
+use super::proto::{InfoRequest, InfoResponse, RunEvent, RunRequest};
+use crate::core::RunnerInfo;
+use crate::core::fields::normalise_arch;
+use crate::exec::{Busy, Executor};
+
+/// What a runner says about itself, besides its executor's numbers.
+#[derive(Debug, Clone)]
+pub struct RunnerIdentity {
+    pub name: String,
+    pub labels: Vec<String>,
+}
+
+/// The runner's gRPC service.
+#[derive(Clone)]
+pub struct RunnerService {
+    identity: RunnerIdentity,
+    executor: Executor,
+}
+
+/// Why the service refused a call; the one place these become gRPC statuses.
+#[derive(Debug, thiserror::Error)]
+enum ServiceError {
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    #[error("invalid run request: {0}")]
+    InvalidRequest(String),
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Status {
+        match error {
+            ServiceError::Busy(_) => Status::resource_exhausted(error.to_string()),
+            ServiceError::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
+        }
+    }
+}
+
+impl RunnerService {
+    pub fn new(identity: RunnerIdentity, executor: Executor) -> RunnerService {
+        RunnerService { identity, executor }
+    }
+
+    pub fn info(&self) -> RunnerInfo {
+        RunnerInfo {
+            name: self.identity.name.clone(),
+            os: std::env::consts::OS.to_string(),
+            arch: normalise_arch(std::env::consts::ARCH),
+            labels: self.identity.labels.clone(),
+            capacity: self.executor.capacity() as u32,
+            runs_in_flight: self.executor.in_flight() as u32,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            protocol_version: super::PROTOCOL_VERSION,
+        }
+    }
+
+    /// The tonic service, ready to add to a server.
+    pub fn into_server(self) -> RunnerServer<RunnerService> {
+        RunnerServer::new(self)
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<RunEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Runner for RunnerService {
+    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        Ok(Response::new(convert::info_to_proto(RunnerService::info(
+            self,
+        ))))
+    }
+
+    type RunStream = EventStream;
+
+    async fn run(&self, request: Request<RunRequest>) -> Result<Response<EventStream>, Status> {
+        let spec = convert::run_spec(request.into_inner()).map_err(ServiceError::InvalidRequest)?;
+        tracing::info!(run_id = %spec.run_id, check = %spec.thunk.check, commit = %spec.thunk.commit, "run starts");
+        let events = self.executor.start(spec).map_err(ServiceError::from)?;
+        // Dropping this stream (the caller went away) drops the receiver, which cancels the run.
+        let stream = ReceiverStream::new(events).map(|event| Ok(convert::event_to_proto(event)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
