@@ -304,10 +304,10 @@ mod tests {
             result("lint", Outcome::Exited(1), false, 300),
             result("slow-check", Outcome::Signalled(15), true, 1000),
         ]);
-        let want = "check       result            duration\n\
-                    build       passed            1.2s\n\
-                    lint        failed (exit 1)   300ms\n\
-                    slow-check  timed out         1.0s\n";
+        let want = "check       result           duration\n\
+                    build       passed           1.2s\n\
+                    lint        failed (exit 1)  300ms\n\
+                    slow-check  timed out        1.0s\n";
         assert_eq!(table, want);
     }
 

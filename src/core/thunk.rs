@@ -174,7 +174,8 @@ secrets = ["Z_TOKEN", "CRATES_TOKEN", "Z_TOKEN"]
     #[test]
     fn every_field_changes_the_id() {
         let base = thunk(GOLDEN_TOML);
-        let variants: Vec<Box<dyn Fn(&mut Thunk)>> = vec![
+        type Change = Box<dyn Fn(&mut Thunk)>;
+        let variants: Vec<Change> = vec![
             Box::new(|t| t.clone_url.push('x')),
             Box::new(|t| t.commit = "f".repeat(40)),
             Box::new(|t| t.command = Command::Argv(vec!["cargo test --locked".into()])),

@@ -113,8 +113,11 @@ async fn has_commit(cache: &Path, commit: &str) -> bool {
         .is_ok()
 }
 
-/// Fetches the one commit; servers that refuse to serve an unadvertised commit get a fetch of
-/// all branches and pull request heads instead.
+/// Tags are fetched with the commit so that `git describe` works in a check.
+const TAGS_REFSPEC: &str = "+refs/tags/*:refs/tags/*";
+
+/// Fetches the one commit (and the tags); servers that refuse to serve an unadvertised commit
+/// get a fetch of all branches instead.
 async fn fetch(
     cache: &Path,
     url: &str,
@@ -122,18 +125,13 @@ async fn fetch(
     token: Option<&str>,
 ) -> Result<(), CheckoutError> {
     let refspec = format!("+{commit}:refs/tether/commits/{commit}");
-    let by_commit = ["fetch", "--quiet", "--no-tags", url, &refspec];
+    let by_commit = ["fetch", "--quiet", "--no-tags", url, &refspec, TAGS_REFSPEC];
     let first = git(Some(cache), &by_commit, token).await;
     if first.is_ok() {
         return Ok(());
     }
-    let heads = [
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        url,
-        "+refs/heads/*:refs/tether/heads/*",
-    ];
+    let branches = "+refs/heads/*:refs/tether/heads/*";
+    let heads = ["fetch", "--quiet", "--no-tags", url, branches, TAGS_REFSPEC];
     git(Some(cache), &heads, token).await?;
     if has_commit(cache, commit).await {
         return Ok(());

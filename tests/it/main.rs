@@ -1,0 +1,6 @@
+//! tether's one integration test binary: real processes, real git, real sockets.
+
+mod git_http;
+mod harness;
+mod local_run;
+mod runner;
