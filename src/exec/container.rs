@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::core::Command;
 
+/// How long `docker info` may take before the engine counts as not working.
+const ENGINE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where the checkout is mounted inside the container.
 pub const CONTAINER_WORKSPACE: &str = "/workspace";
 
@@ -72,6 +75,35 @@ impl Engine {
             Command::Argv(args) => argv.extend(args.iter().map(OsString::from)),
         }
         argv
+    }
+
+    /// Checks that the engine answers: a docker client without a daemon is no engine. Returns
+    /// the message for the run's log when it does not.
+    pub async fn probe(&self, image: &str) -> Result<(), String> {
+        let info = tokio::process::Command::new(&self.program)
+            .arg("info")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let failure = match tokio::time::timeout(ENGINE_PROBE_TIMEOUT, info).await {
+            Ok(Ok(output)) if output.status.success() => return Ok(()),
+            Ok(Ok(output)) => {
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                stderr
+                    .lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .unwrap_or("no error output")
+                    .trim()
+                    .to_string()
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}s", ENGINE_PROBE_TIMEOUT.as_secs()),
+        };
+        Err(format!(
+            "this check runs in the container image `{image}`, so this runner needs a working \
+             docker or podman; `{} info` failed: {failure}",
+            self.program.display()
+        ))
     }
 
     /// The argv that removes the container by force, for a run that was cancelled: killing the

@@ -187,6 +187,12 @@ async fn run_in(
             thunk.dir
         ));
     }
+    if let (Some(engine), Some(image)) = (&inner.config.engine, &thunk.image) {
+        if let Err(message) = engine.probe(image).await {
+            emitter.notice(&message).await;
+            return fail(message);
+        }
+    }
     let env = environment(inner, spec, emitter).await;
     let process = match process_spec(inner, spec, run_dir, cwd, env) {
         Ok(process) => process,

@@ -201,16 +201,10 @@ async fn checkout_over_http_sends_the_token_and_fetches_only_what_is_new() {
     let bin = tempfile::tempdir().unwrap();
     let argv_log = bin.path().join("argv.log");
     let wrapper = format!(
-        "#!/bin/sh\necho \"$*\" >> {}\nexec /usr/bin/git \"$@\"\n",
+        "echo \"$*\" >> {}\nexec /usr/bin/git \"$@\"\n",
         argv_log.display()
     );
-    std::fs::write(bin.path().join("git"), wrapper).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        bin.path().join("git"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    fake_program(bin.path(), "git", &wrapper);
     let path = format!("{}:/usr/bin:/bin", bin.path().display());
     let runner = Runner::start_with_env(&[], &[("PATH", &path)]).await;
 

@@ -253,3 +253,11 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
     }
     found
 }
+
+/// Writes an executable shell script `name` into `dir`, to stand in for a program on a PATH.
+pub fn fake_program(dir: &Path, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -347,19 +347,40 @@ async fn an_image_without_a_container_engine_fails_clearly() {
 }
 
 #[tokio::test]
+async fn a_container_engine_that_does_not_answer_fails_clearly() {
+    let repo = Repo::new();
+    let commit = repo.commit(&[("README", b"hi")], "one");
+    // A docker client whose daemon is not there, as on these machines.
+    let bin = tempfile::tempdir().unwrap();
+    let fake =
+        "echo 'Cannot connect to the Docker daemon. Is the docker daemon running?' >&2\nexit 1\n";
+    fake_program(bin.path(), "docker", fake);
+    let path = format!("{}:/usr/bin:/bin", bin.path().display());
+    let runner = Runner::start_with_env(&[], &[("PATH", &path)]).await;
+    let mut spec = spec(&repo.file_url(), &commit, script("true"));
+    spec.thunk.image = Some("rust:1.82".into());
+    let run = run_to_end(&runner, &spec).await.unwrap();
+    let Outcome::Error(message) = run.outcome() else {
+        panic!("{run:?}")
+    };
+    assert!(
+        message.contains("needs a working docker or podman"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Is the docker daemon running?"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn an_image_runs_through_the_engine_with_the_checkout_mounted() {
     let repo = Repo::new();
     let commit = repo.commit(&[("sub/x", b"hi")], "one");
     // A stand-in `docker` that prints the command it was given and the env values it would pass.
     let bin = tempfile::tempdir().unwrap();
-    let docker = bin.path().join("docker");
-    std::fs::write(
-        &docker,
-        "#!/bin/sh\necho \"argv: $*\"\necho \"token: $TOKEN\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&docker, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake = "[ \"$1\" = info ] && exit 0\necho \"argv: $*\"\necho \"token: $TOKEN\"\n";
+    fake_program(bin.path(), "docker", fake);
     let path = format!("{}:/usr/bin:/bin", bin.path().display());
     let secrets = bin.path().join("secrets.toml");
     std::fs::write(&secrets, "TOKEN = \"tok-123456\"\n").unwrap();
