@@ -304,3 +304,46 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod recorded {
+    use super::*;
+    use prost::Message;
+
+    /// A `RunRequest` as version 1 of the protocol encodes it, recorded from the first release.
+    /// A runner must keep reading it the same way: fields are added, never renumbered.
+    const RUN_REQUEST_V1: &str = "0a6f0a1968747470733a2f2f6578616d706c652e636f6d2f722e67697412\
+        28616161616161616161616161616161616161616161616161616161616161616161616161616161612209\
+        0a046d616b650a01782a060a014112013132037375623a06616c70696e6540e0a7124a0153520174120374\
+        6f6b1a023432220b0a047075736812036f2f72";
+
+    #[test]
+    fn a_recorded_version_1_request_still_decodes() {
+        let bytes = hex::decode(RUN_REQUEST_V1.replace(' ', "")).unwrap();
+        let spec = run_spec(proto::RunRequest::decode(&bytes[..]).unwrap()).unwrap();
+        assert_eq!(spec.thunk.clone_url, "https://example.com/r.git");
+        assert_eq!(spec.thunk.commit, "a".repeat(40));
+        assert_eq!(
+            spec.thunk.command,
+            Command::Argv(vec!["make".into(), "x".into()])
+        );
+        assert_eq!(spec.thunk.env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(
+            (spec.thunk.dir.as_str(), spec.thunk.image.as_deref()),
+            ("sub", Some("alpine"))
+        );
+        assert_eq!(spec.thunk.timeout, Duration::from_secs(300));
+        assert_eq!(
+            (spec.thunk.secrets, spec.thunk.check),
+            (vec!["S".to_string()], "t".to_string())
+        );
+        assert_eq!(
+            (spec.clone_token.as_deref(), spec.run_id.as_str()),
+            (Some("tok"), "42")
+        );
+        assert_eq!(
+            (spec.event.kind.as_str(), spec.event.repo.as_str()),
+            ("push", "o/r")
+        );
+    }
+}
