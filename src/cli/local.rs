@@ -73,11 +73,7 @@ pub async fn main(args: RunArgs) -> ExitCode {
     let all_passed = results
         .iter()
         .all(|r| matches!(&r.finished, Some(f) if f.outcome == Outcome::Exited(0) && !f.timed_out));
-    if all_passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if all_passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// Reads the config, finds HEAD and builds one run per selected check.
@@ -114,41 +110,29 @@ async fn prepare(args: &RunArgs) -> anyhow::Result<(Executor, Vec<RunSpec>)> {
         None => Secrets::default(),
     };
     let executor = Executor::new(ExecConfig {
-        work_dir: args
-            .work_dir
-            .clone()
-            .unwrap_or_else(|| super::default_work_dir().join("local")),
+        work_dir: args.work_dir.clone().unwrap_or_else(|| super::default_work_dir().join("local")),
         max_runs: checks.len(),
         secrets,
         engine: Engine::find(std::env::var_os("PATH").as_ref()),
     })?;
     let clone_url = format!("file://{}", root.display());
-    let repo = root.file_name().map_or_else(
-        || "local".into(),
-        |n| format!("local/{}", n.to_string_lossy()),
-    );
+    let repo = root
+        .file_name()
+        .map_or_else(|| "local".into(), |n| format!("local/{}", n.to_string_lossy()));
     let specs = checks
         .into_iter()
         .map(|check| RunSpec {
             thunk: Thunk::new(check, &commit, &clone_url),
             clone_token: None,
             run_id: format!("local-{}", check.name),
-            event: EventContext {
-                kind: LOCAL_EVENT.into(),
-                repo: repo.clone(),
-            },
+            event: EventContext { kind: LOCAL_EVENT.into(), repo: repo.clone() },
         })
         .collect();
     Ok((executor, specs))
 }
 
 async fn git_output(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = tokio::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .await?;
+    let output = tokio::process::Command::new("git").arg("-C").arg(dir).args(args).output().await?;
     if !output.status.success() {
         bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
     }
@@ -193,10 +177,7 @@ struct Printer {
 
 impl Printer {
     fn new(terminal: bool) -> Printer {
-        Printer {
-            terminal,
-            stdout: Mutex::new(std::io::stdout()),
-        }
+        Printer { terminal, stdout: Mutex::new(std::io::stdout()) }
     }
 
     fn prefix(&self, check: &str, index: usize) -> Vec<u8> {
@@ -241,30 +222,14 @@ fn summary(results: &[Result]) -> String {
             [r.check.clone(), result, duration]
         })
         .collect();
-    let header = [
-        "check".to_string(),
-        "result".to_string(),
-        "duration".to_string(),
-    ];
+    let header = ["check".to_string(), "result".to_string(), "duration".to_string()];
     let widths: Vec<usize> = (0..3)
-        .map(|i| {
-            rows.iter()
-                .chain([&header])
-                .map(|row| row[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|i| rows.iter().chain([&header]).map(|row| row[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut table = String::new();
     for row in std::iter::once(&header).chain(&rows) {
-        let line = format!(
-            "{:w0$}  {:w1$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            w0 = widths[0],
-            w1 = widths[1]
-        );
+        let line =
+            format!("{:w0$}  {:w1$}  {}", row[0], row[1], row[2], w0 = widths[0], w1 = widths[1]);
         table.push_str(line.trim_end());
         table.push('\n');
     }
@@ -288,12 +253,7 @@ mod tests {
         let duration = Duration::from_millis(ms);
         Result {
             check: check.into(),
-            finished: Some(Finished {
-                outcome,
-                timed_out,
-                duration,
-                output_chunks: 0,
-            }),
+            finished: Some(Finished { outcome, timed_out, duration, output_chunks: 0 }),
         }
     }
 

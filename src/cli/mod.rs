@@ -58,10 +58,7 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -76,7 +73,5 @@ pub async fn shutdown_signal() {
 
 /// The default work dir: `tether` under the user's cache directory.
 fn default_work_dir() -> std::path::PathBuf {
-    dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("tether")
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("tether")
 }

@@ -46,22 +46,14 @@ pub async fn main(args: RunnerArgs) -> anyhow::Result<()> {
         None => Secrets::default(),
     };
     let config = ExecConfig {
-        work_dir: args
-            .work_dir
-            .unwrap_or_else(|| super::default_work_dir().join("runner")),
+        work_dir: args.work_dir.unwrap_or_else(|| super::default_work_dir().join("runner")),
         max_runs: args.max_runs as usize,
         secrets,
         engine: Engine::find(std::env::var_os("PATH").as_ref()),
     };
     let executor = Executor::new(config)?;
     let labels: Vec<String> = args.labels.into_iter().filter(|l| !l.is_empty()).collect();
-    let service = RunnerService::new(
-        RunnerIdentity {
-            name: name.clone(),
-            labels,
-        },
-        executor,
-    );
+    let service = RunnerService::new(RunnerIdentity { name: name.clone(), labels }, executor);
     let bound = args.listen.bind().await?;
     println!(
         "tether runner {name} listening on {} (runs at once: {})",

@@ -144,11 +144,7 @@ impl Config {
     pub fn select<'a>(&'a self, names: &[String]) -> Result<Vec<&'a Check>, UnknownCheck> {
         names
             .iter()
-            .map(|name| {
-                self.checks
-                    .get(name)
-                    .ok_or_else(|| UnknownCheck(name.clone()))
-            })
+            .map(|name| self.checks.get(name).ok_or_else(|| UnknownCheck(name.clone())))
             .collect()
     }
 }
@@ -166,9 +162,7 @@ impl RawCheck {
             env: self.env.into_iter().map(|(k, v)| (k.0, v)).collect(),
             dir: self.dir.map_or_else(|| ".".to_string(), |d| d.0),
             timeout: self.timeout.map_or(DEFAULT_CHECK_TIMEOUT, |t| t.0),
-            on: self
-                .on
-                .map_or_else(|| vec![EventKind::Push, EventKind::PullRequest], |on| on.0),
+            on: self.on.map_or_else(|| vec![EventKind::Push, EventKind::PullRequest], |on| on.0),
             branches: self.branches,
             platform: self.platform,
             labels: self.labels.into_iter().map(|l| l.0).collect(),
@@ -187,12 +181,7 @@ fn error_at(text: &str, key: Option<String>, error: &toml::de::Error) -> ConfigE
         }
         None => (None, None),
     };
-    ConfigError {
-        key,
-        line,
-        column,
-        message: error.message().trim().to_string(),
-    }
+    ConfigError { key, line, column, message: error.message().trim().to_string() }
 }
 
 /// 1-based line and column (in characters) of a byte offset.

@@ -31,13 +31,7 @@ deployment = "production"
     assert_eq!(check.on, [EventKind::Push, EventKind::PullRequest]);
     let globs: Vec<&str> = check.branches.iter().map(|b| b.source.as_str()).collect();
     assert_eq!(globs, ["main", "release/*"]);
-    assert_eq!(
-        check.platform,
-        Some(Platform {
-            os: "linux".into(),
-            arch: "amd64".into()
-        })
-    );
+    assert_eq!(check.platform, Some(Platform { os: "linux".into(), arch: "amd64".into() }));
     assert_eq!(check.labels, ["gpu"]);
     assert_eq!(check.image.as_deref(), Some("rust:1.82"));
     assert_eq!(check.secrets, ["CRATES_TOKEN"]);
@@ -48,10 +42,7 @@ deployment = "production"
 fn defaults() {
     let config = Config::parse("[checks.a]\nrun = [\"cargo\", \"test\"]\n").unwrap();
     let check = &config.checks["a"];
-    assert_eq!(
-        check.command,
-        Command::Argv(vec!["cargo".into(), "test".into()])
-    );
+    assert_eq!(check.command, Command::Argv(vec!["cargo".into(), "test".into()]));
     assert_eq!(check.dir, ".");
     assert_eq!(check.timeout, DEFAULT_CHECK_TIMEOUT);
     assert_eq!(check.on, [EventKind::Push, EventKind::PullRequest]);
@@ -67,17 +58,9 @@ fn an_empty_file_has_no_checks() {
 #[test]
 fn dirs_are_normalised_and_kept_inside_the_checkout() {
     let check = |dir: &str| Config::parse(&format!("[checks.a]\nrun = \"x\"\ndir = {dir:?}\n"));
-    assert_eq!(
-        check("./crates//core/").unwrap().checks["a"].dir,
-        "crates/core"
-    );
+    assert_eq!(check("./crates//core/").unwrap().checks["a"].dir, "crates/core");
     assert_eq!(check("./").unwrap().checks["a"].dir, ".");
-    assert!(
-        check("../elsewhere")
-            .unwrap_err()
-            .message
-            .contains("inside the checkout")
-    );
+    assert!(check("../elsewhere").unwrap_err().message.contains("inside the checkout"));
     assert!(check("/etc").unwrap_err().message.contains("relative"));
 }
 
@@ -88,8 +71,7 @@ fn unknown_keys_name_the_key_with_line_and_column() {
     assert_eq!((e.line, e.column), (Some(3), Some(1)));
     assert!(e.message.contains("unknown field `timout`"), "{e}");
     assert!(
-        e.to_string()
-            .starts_with("tether.toml:3:1: `checks.test.timout`: unknown field"),
+        e.to_string().starts_with("tether.toml:3:1: `checks.test.timout`: unknown field"),
         "{e}"
     );
 }
@@ -114,36 +96,16 @@ fn bad_durations_point_at_the_value() {
 #[test]
 fn bad_values_of_each_kind_are_errors_at_their_key() {
     let cases = [
-        (
-            "on = [\"pull-request\"]",
-            "checks.t.on[0]",
-            "unknown variant",
-        ),
+        ("on = [\"pull-request\"]", "checks.t.on[0]", "unknown variant"),
         ("on = []", "checks.t.on", "at least one"),
-        (
-            "branches = [\"[oops\"]",
-            "checks.t.branches[0]",
-            "invalid branch pattern",
-        ),
+        ("branches = [\"[oops\"]", "checks.t.branches[0]", "invalid branch pattern"),
         ("platform = \"linux\"", "checks.t.platform", "os/arch"),
         ("labels = [\"a b\"]", "checks.t.labels[0]", "invalid name"),
         ("image = \"\"", "checks.t.image", "invalid value"),
-        (
-            "secrets = [\"1X\"]",
-            "checks.t.secrets[0]",
-            "invalid variable name",
-        ),
-        (
-            "env = { \"A-B\" = \"1\" }",
-            "checks.t.env.A-B",
-            "invalid variable name",
-        ),
+        ("secrets = [\"1X\"]", "checks.t.secrets[0]", "invalid variable name"),
+        ("env = { \"A-B\" = \"1\" }", "checks.t.env.A-B", "invalid variable name"),
         ("env = { A = 1 }", "checks.t.env.A", "invalid type"),
-        (
-            "deployment = \"two words\"",
-            "checks.t.deployment",
-            "invalid value",
-        ),
+        ("deployment = \"two words\"", "checks.t.deployment", "invalid value"),
     ];
     for (line, key, message) in cases {
         let e = error(&format!("[checks.t]\nrun = \"true\"\n{line}\n"));
@@ -155,17 +117,9 @@ fn bad_values_of_each_kind_are_errors_at_their_key() {
 
 #[test]
 fn run_must_be_a_script_or_a_program() {
-    assert!(
-        error("[checks.t]\nrun = \"  \"\n")
-            .message
-            .contains("empty")
-    );
+    assert!(error("[checks.t]\nrun = \"  \"\n").message.contains("empty"));
     assert!(error("[checks.t]\nrun = []\n").message.contains("program"));
-    assert!(
-        error("[checks.t]\nrun = 3\n")
-            .message
-            .contains("a script string or an array")
-    );
+    assert!(error("[checks.t]\nrun = 3\n").message.contains("a script string or an array"));
     let e = error("[checks.t]\nenv = {}\n");
     assert!(e.message.contains("missing field `run`"), "{e}");
 }
@@ -188,12 +142,6 @@ fn syntax_errors_have_a_position() {
 fn select_names_the_unknown_check() {
     let config = Config::parse("[checks.a]\nrun = \"x\"\n[checks.b]\nrun = \"y\"\n").unwrap();
     let picked = config.select(&["b".into(), "a".into()]).unwrap();
-    assert_eq!(
-        picked.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        ["b", "a"]
-    );
-    assert_eq!(
-        config.select(&["c".into()]).unwrap_err(),
-        UnknownCheck("c".into())
-    );
+    assert_eq!(picked.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+    assert_eq!(config.select(&["c".into()]).unwrap_err(), UnknownCheck("c".into()));
 }

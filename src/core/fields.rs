@@ -79,36 +79,26 @@ pub struct RelativeDir(pub String);
 impl<'de> Deserialize<'de> for RelativeDir {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        normalise_dir(&text)
-            .map(RelativeDir)
-            .map_err(de::Error::custom)
+        normalise_dir(&text).map(RelativeDir).map_err(de::Error::custom)
     }
 }
 
 /// Normalises a relative directory, refusing anything that could leave the checkout.
 pub fn normalise_dir(text: &str) -> Result<String, String> {
     if text.starts_with('/') || text.contains('\\') || text.contains('\0') {
-        return Err(format!(
-            "invalid dir {text:?}: must be a path relative to the checkout"
-        ));
+        return Err(format!("invalid dir {text:?}: must be a path relative to the checkout"));
     }
     let mut parts = Vec::new();
     for part in text.split('/') {
         match part {
             "" | "." => {}
             ".." => {
-                return Err(format!(
-                    "invalid dir {text:?}: must stay inside the checkout"
-                ));
+                return Err(format!("invalid dir {text:?}: must stay inside the checkout"));
             }
             part => parts.push(part),
         }
     }
-    Ok(if parts.is_empty() {
-        ".".to_string()
-    } else {
-        parts.join("/")
-    })
+    Ok(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
 }
 
 /// A check's time limit.
@@ -155,10 +145,7 @@ impl BranchPattern {
             .literal_separator(true)
             .build()
             .map_err(|e| format!("invalid branch pattern {source:?}: {}", e.kind()))?;
-        Ok(BranchPattern {
-            source: source.to_string(),
-            matcher: glob.compile_matcher(),
-        })
+        Ok(BranchPattern { source: source.to_string(), matcher: glob.compile_matcher() })
     }
 
     pub fn matches(&self, branch: &str) -> bool {
@@ -263,9 +250,7 @@ impl<'de> Visitor<'de> for RunVisitor {
             argv.push(arg);
         }
         if argv.first().is_none_or(|program| program.is_empty()) {
-            return Err(de::Error::custom(
-                "`run` needs a program as its first element",
-            ));
+            return Err(de::Error::custom("`run` needs a program as its first element"));
         }
         Ok(RunCommand(Command::Argv(argv)))
     }

@@ -12,11 +12,7 @@ pub fn checks_for<'a>(
     event: EventKind,
     branch: Option<&str>,
 ) -> Vec<&'a Check> {
-    config
-        .checks
-        .values()
-        .filter(|check| runs_for(check, event, branch))
-        .collect()
+    config.checks.values().filter(|check| runs_for(check, event, branch)).collect()
 }
 
 /// Whether one check runs for an event.
@@ -63,10 +59,7 @@ mod tests {
              [checks.r]\nrun = \"true\"\non = [\"pull_request\"]\n",
         );
         assert_eq!(names(checks_for(&c, EventKind::Push, Some("main"))), ["p"]);
-        assert_eq!(
-            names(checks_for(&c, EventKind::PullRequest, Some("main"))),
-            ["r"]
-        );
+        assert_eq!(names(checks_for(&c, EventKind::PullRequest, Some("main"))), ["r"]);
     }
 
     #[test]
@@ -75,23 +68,11 @@ mod tests {
             "[checks.rel]\nrun = \"true\"\nbranches = [\"main\", \"release/*\"]\n\
              [checks.all]\nrun = \"true\"\n",
         );
-        assert_eq!(
-            names(checks_for(&c, EventKind::Push, Some("main"))),
-            ["all", "rel"]
-        );
-        assert_eq!(
-            names(checks_for(&c, EventKind::Push, Some("release/1.0"))),
-            ["all", "rel"]
-        );
+        assert_eq!(names(checks_for(&c, EventKind::Push, Some("main"))), ["all", "rel"]);
+        assert_eq!(names(checks_for(&c, EventKind::Push, Some("release/1.0"))), ["all", "rel"]);
         // `*` does not cross a slash, so a nested branch needs its own glob.
-        assert_eq!(
-            names(checks_for(&c, EventKind::Push, Some("release/1.0/hotfix"))),
-            ["all"]
-        );
-        assert_eq!(
-            names(checks_for(&c, EventKind::Push, Some("feature"))),
-            ["all"]
-        );
+        assert_eq!(names(checks_for(&c, EventKind::Push, Some("release/1.0/hotfix"))), ["all"]);
+        assert_eq!(names(checks_for(&c, EventKind::Push, Some("feature"))), ["all"]);
         // A tag push has no branch: only unfiltered checks run.
         assert_eq!(names(checks_for(&c, EventKind::Push, None)), ["all"]);
     }
@@ -99,10 +80,7 @@ mod tests {
     #[test]
     fn branches_do_not_apply_to_pull_requests() {
         let c = config("[checks.rel]\nrun = \"true\"\nbranches = [\"main\"]\n");
-        assert_eq!(
-            names(checks_for(&c, EventKind::PullRequest, Some("feature"))),
-            ["rel"]
-        );
+        assert_eq!(names(checks_for(&c, EventKind::PullRequest, Some("feature"))), ["rel"]);
     }
 
     #[test]
@@ -113,31 +91,11 @@ mod tests {
         );
         let gpu = &c.checks["gpu"];
         let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(runner_fits(
-            gpu,
-            "linux",
-            "amd64",
-            &labels(&["big", "gpu", "x"])
-        ));
-        assert!(runner_fits(
-            gpu,
-            "linux",
-            "x86_64",
-            &labels(&["big", "gpu"])
-        ));
+        assert!(runner_fits(gpu, "linux", "amd64", &labels(&["big", "gpu", "x"])));
+        assert!(runner_fits(gpu, "linux", "x86_64", &labels(&["big", "gpu"])));
         assert!(!runner_fits(gpu, "linux", "amd64", &labels(&["gpu"])));
-        assert!(!runner_fits(
-            gpu,
-            "macos",
-            "amd64",
-            &labels(&["big", "gpu"])
-        ));
-        assert!(!runner_fits(
-            gpu,
-            "linux",
-            "arm64",
-            &labels(&["big", "gpu"])
-        ));
+        assert!(!runner_fits(gpu, "macos", "amd64", &labels(&["big", "gpu"])));
+        assert!(!runner_fits(gpu, "linux", "arm64", &labels(&["big", "gpu"])));
         assert!(runner_fits(&c.checks["any"], "macos", "arm64", &[]));
     }
 }

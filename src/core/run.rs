@@ -17,17 +17,8 @@ pub enum OutputStream {
 /// One event of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {
-    Started {
-        checkout_started: SystemTime,
-        started: SystemTime,
-        commit: String,
-    },
-    Output {
-        stream: OutputStream,
-        data: Bytes,
-        at: SystemTime,
-        seq: u64,
-    },
+    Started { checkout_started: SystemTime, started: SystemTime, commit: String },
+    Output { stream: OutputStream, data: Bytes, at: SystemTime, seq: u64 },
     Finished(Finished),
 }
 
@@ -120,32 +111,15 @@ mod tests {
     use super::*;
 
     fn finished(outcome: Outcome, timed_out: bool) -> Finished {
-        Finished {
-            outcome,
-            timed_out,
-            duration: Duration::ZERO,
-            output_chunks: 0,
-        }
+        Finished { outcome, timed_out, duration: Duration::ZERO, output_chunks: 0 }
     }
 
     #[test]
     fn conclusions() {
-        assert_eq!(
-            finished(Outcome::Exited(0), false).conclusion(false),
-            Conclusion::Success
-        );
-        assert_eq!(
-            finished(Outcome::Exited(1), false).conclusion(false),
-            Conclusion::Failure
-        );
-        assert_eq!(
-            finished(Outcome::Signalled(15), true).conclusion(false),
-            Conclusion::TimedOut
-        );
-        assert_eq!(
-            finished(Outcome::Signalled(15), false).conclusion(true),
-            Conclusion::Cancelled
-        );
+        assert_eq!(finished(Outcome::Exited(0), false).conclusion(false), Conclusion::Success);
+        assert_eq!(finished(Outcome::Exited(1), false).conclusion(false), Conclusion::Failure);
+        assert_eq!(finished(Outcome::Signalled(15), true).conclusion(false), Conclusion::TimedOut);
+        assert_eq!(finished(Outcome::Signalled(15), false).conclusion(true), Conclusion::Cancelled);
         assert_eq!(
             finished(Outcome::Error("x".into()), false).conclusion(false),
             Conclusion::Failure

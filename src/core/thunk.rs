@@ -128,11 +128,7 @@ mod tests {
 
     fn thunk(toml: &str) -> Thunk {
         let config = Config::parse(toml).unwrap();
-        Thunk::new(
-            &config.checks["test"],
-            COMMIT,
-            "https://github.com/octo/repo.git",
-        )
+        Thunk::new(&config.checks["test"], COMMIT, "https://github.com/octo/repo.git")
     }
 
     const GOLDEN_TOML: &str = r#"

@@ -14,13 +14,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 /// Environment variables that would make git print what it sends, the token among it.
-const GIT_TRACE_VARIABLES: &[&str] = &[
-    "GIT_TRACE",
-    "GIT_TRACE_CURL",
-    "GIT_TRACE_PACKET",
-    "GIT_CURL_VERBOSE",
-    "GIT_TRACE2",
-];
+const GIT_TRACE_VARIABLES: &[&str] =
+    &["GIT_TRACE", "GIT_TRACE_CURL", "GIT_TRACE_PACKET", "GIT_CURL_VERBOSE", "GIT_TRACE2"];
 
 /// Why a checkout failed, in words for the person reading the log.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +32,7 @@ pub struct GitCache {
 
 impl GitCache {
     pub fn new(root: PathBuf) -> GitCache {
-        GitCache {
-            root,
-            locks: Arc::default(),
-        }
+        GitCache { root, locks: Arc::default() }
     }
 
     /// The cache directory of a clone URL: a bare repository named by the URL's hash.
@@ -72,31 +64,12 @@ impl GitCache {
         }
         let cache_arg = cache.to_string_lossy();
         let run_arg = run_dir.to_string_lossy();
-        let clone = [
-            "clone",
-            "--quiet",
-            "--shared",
-            "--no-checkout",
-            &cache_arg,
-            &run_arg,
-        ];
+        let clone = ["clone", "--quiet", "--shared", "--no-checkout", &cache_arg, &run_arg];
         git(None, &clone, None).await?;
-        let detach = [
-            "-c",
-            "advice.detachedHead=false",
-            "checkout",
-            "--quiet",
-            "--detach",
-            commit,
-        ];
+        let detach = ["-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit];
         git(Some(run_dir), &detach, None).await?;
         // Point `origin` at the real repository (without credentials), as a clone would.
-        git(
-            Some(run_dir),
-            &["remote", "set-url", "origin", clone_url],
-            None,
-        )
-        .await?;
+        git(Some(run_dir), &["remote", "set-url", "origin", clone_url], None).await?;
         Ok(())
     }
 
@@ -108,9 +81,7 @@ impl GitCache {
 
 async fn has_commit(cache: &Path, commit: &str) -> bool {
     let object = format!("{commit}^{{commit}}");
-    git(Some(cache), &["cat-file", "-e", &object], None)
-        .await
-        .is_ok()
+    git(Some(cache), &["cat-file", "-e", &object], None).await.is_ok()
 }
 
 /// Tags are fetched with the commit so that `git describe` works in a check.

@@ -28,22 +28,15 @@ pub enum EngineKind {
 impl Engine {
     /// The first of `docker` and `podman` on `path` (a `PATH`-style list).
     pub fn find(path: Option<&OsString>) -> Option<Engine> {
-        let dirs: Vec<PathBuf> = path
-            .map(std::env::split_paths)
-            .into_iter()
-            .flatten()
-            .collect();
-        [
-            (EngineKind::Docker, "docker"),
-            (EngineKind::Podman, "podman"),
-        ]
-        .into_iter()
-        .find_map(|(kind, name)| {
-            dirs.iter()
-                .map(|dir| dir.join(name))
-                .find(|candidate| is_executable(candidate))
-                .map(|program| Engine { kind, program })
-        })
+        let dirs: Vec<PathBuf> = path.map(std::env::split_paths).into_iter().flatten().collect();
+        [(EngineKind::Docker, "docker"), (EngineKind::Podman, "podman")].into_iter().find_map(
+            |(kind, name)| {
+                dirs.iter()
+                    .map(|dir| dir.join(name))
+                    .find(|candidate| is_executable(candidate))
+                    .map(|program| Engine { kind, program })
+            },
+        )
     }
 
     /// The argv that runs `command` in `image` with the checkout mounted at
@@ -109,12 +102,7 @@ impl Engine {
     /// The argv that removes the container by force, for a run that was cancelled: killing the
     /// engine's client does not always stop the container.
     pub fn remove_argv(&self, name: &str) -> Vec<OsString> {
-        vec![
-            self.program.clone().into(),
-            "rm".into(),
-            "--force".into(),
-            name.into(),
-        ]
+        vec![self.program.clone().into(), "rm".into(), "--force".into(), name.into()]
     }
 }
 
@@ -149,8 +137,7 @@ pub fn missing_engine_message(image: &str) -> String {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
@@ -158,10 +145,7 @@ mod tests {
     use super::*;
 
     fn argv(kind: EngineKind, command: Command, dir: &str) -> Vec<String> {
-        let engine = Engine {
-            kind,
-            program: "/usr/bin/docker".into(),
-        };
+        let engine = Engine { kind, program: "/usr/bin/docker".into() };
         let env = ["CI".to_string(), "TOKEN".to_string()];
         let spec = ContainerSpec {
             name: "tether-run-1",
@@ -172,20 +156,12 @@ mod tests {
             command: &command,
             user: Some((1000, 1000)),
         };
-        engine
-            .run_argv(&spec)
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect()
+        engine.run_argv(&spec).into_iter().map(|a| a.into_string().unwrap()).collect()
     }
 
     #[test]
     fn docker_command_mounts_the_checkout_and_passes_env_by_name() {
-        let got = argv(
-            EngineKind::Docker,
-            Command::Script("make test".into()),
-            "crates/x",
-        );
+        let got = argv(EngineKind::Docker, Command::Script("make test".into()), "crates/x");
         let mut want: Vec<String> = "/usr/bin/docker run --rm --init --interactive=false \
             --name tether-run-1 --user 1000:1000 --volume /w/runs/1:/workspace \
             --workdir /workspace/crates/x --env CI --env TOKEN -- rust:1.82 sh -ec"
@@ -198,11 +174,7 @@ mod tests {
 
     #[test]
     fn podman_runs_argv_at_the_workspace_root_without_a_user_flag() {
-        let got = argv(
-            EngineKind::Podman,
-            Command::Argv(vec!["cargo".into(), "t".into()]),
-            ".",
-        );
+        let got = argv(EngineKind::Podman, Command::Argv(vec!["cargo".into(), "t".into()]), ".");
         assert!(!got.contains(&"--user".to_string()));
         let tail: Vec<&str> = got.iter().rev().take(4).rev().map(String::as_str).collect();
         assert_eq!(tail, ["--", "rust:1.82", "cargo", "t"]);

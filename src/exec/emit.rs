@@ -19,16 +19,8 @@ pub struct Emitter {
 impl Emitter {
     /// An emitter that masks every value in `secrets`.
     pub fn new(tx: mpsc::Sender<RunEvent>, secrets: &[&str]) -> Emitter {
-        let maskers = [
-            Masker::new(secrets),
-            Masker::new(secrets),
-            Masker::new(secrets),
-        ];
-        Emitter {
-            tx,
-            seq: 0,
-            maskers,
-        }
+        let maskers = [Masker::new(secrets), Masker::new(secrets), Masker::new(secrets)];
+        Emitter { tx, seq: 0, maskers }
     }
 
     /// A handle whose `closed()` resolves when the reader has gone away: the run is cancelled.
@@ -62,11 +54,7 @@ impl Emitter {
 
     /// Sends what the maskers still hold, then the final event.
     pub async fn finish(mut self, mut finished: Finished) {
-        for stream in [
-            OutputStream::Stdout,
-            OutputStream::Stderr,
-            OutputStream::Runner,
-        ] {
+        for stream in [OutputStream::Stdout, OutputStream::Stderr, OutputStream::Runner] {
             let rest = self.maskers[index(stream)].finish();
             self.send_output(stream, rest).await;
         }
@@ -78,12 +66,7 @@ impl Emitter {
         if data.is_empty() {
             return;
         }
-        let event = RunEvent::Output {
-            stream,
-            data,
-            at: SystemTime::now(),
-            seq: self.seq,
-        };
+        let event = RunEvent::Output { stream, data, at: SystemTime::now(), seq: self.seq };
         self.seq += 1;
         let _ = self.tx.send(event).await;
     }

@@ -22,11 +22,8 @@ impl Masker {
         I: IntoIterator<Item = S>,
         S: AsRef<[u8]>,
     {
-        let mut secrets: Vec<Vec<u8>> = values
-            .into_iter()
-            .map(|v| v.as_ref().to_vec())
-            .filter(|v| !v.is_empty())
-            .collect();
+        let mut secrets: Vec<Vec<u8>> =
+            values.into_iter().map(|v| v.as_ref().to_vec()).filter(|v| !v.is_empty()).collect();
         secrets.sort();
         secrets.dedup();
         let matcher = (!secrets.is_empty()).then(|| {
@@ -35,11 +32,7 @@ impl Masker {
                 .build(&secrets)
                 .expect("secret patterns are plain bytes")
         });
-        Masker {
-            matcher,
-            secrets,
-            pending: BytesMut::new(),
-        }
+        Masker { matcher, secrets, pending: BytesMut::new() }
     }
 
     /// Masks the next chunk; returns what can be sent now (possibly nothing).

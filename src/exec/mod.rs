@@ -78,14 +78,7 @@ impl Executor {
         }
         let slots = Arc::new(Semaphore::new(config.max_runs));
         let cache = GitCache::new(cache_dir);
-        Ok(Executor {
-            inner: Arc::new(Inner {
-                config,
-                slots,
-                cache,
-                runs_dir,
-            }),
-        })
+        Ok(Executor { inner: Arc::new(Inner { config, slots, cache, runs_dir }) })
     }
 
     pub fn capacity(&self) -> usize {
@@ -109,9 +102,7 @@ impl Executor {
             .slots
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Busy {
-                capacity: self.capacity(),
-            })?;
+            .map_err(|_| Busy { capacity: self.capacity() })?;
         let (tx, rx) = mpsc::channel(RUN_EVENT_QUEUE);
         tokio::spawn(run_one(self.inner.clone(), spec, tx, permit));
         Ok(rx)
@@ -125,36 +116,17 @@ async fn run_one(
     _slot: OwnedSemaphorePermit,
 ) {
     let token = spec.clone_token.clone().unwrap_or_default();
-    let masked: Vec<&str> = inner
-        .config
-        .secrets
-        .values()
-        .chain([token.as_str()])
-        .collect();
+    let masked: Vec<&str> = inner.config.secrets.values().chain([token.as_str()]).collect();
     let mut emitter = Emitter::new(tx, &masked);
     let run_dir = inner.runs_dir.join(run_dir_name(&spec.run_id));
     let (outcome, stop, process_started) = run_in(&inner, &spec, &run_dir, &mut emitter).await;
     // Zero when the process never started, as the protocol says.
-    let duration = process_started
-        .map(|started| started.elapsed())
-        .unwrap_or_default();
+    let duration = process_started.map(|started| started.elapsed()).unwrap_or_default();
     if let Err(e) = remove_dir(&run_dir).await {
-        emitter
-            .notice(&format!(
-                "could not remove the work dir {}: {e}",
-                run_dir.display()
-            ))
-            .await;
+        emitter.notice(&format!("could not remove the work dir {}: {e}", run_dir.display())).await;
     }
     let timed_out = stop == Some(Stop::TimedOut);
-    emitter
-        .finish(Finished {
-            outcome,
-            timed_out,
-            duration,
-            output_chunks: 0,
-        })
-        .await;
+    emitter.finish(Finished { outcome, timed_out, duration, output_chunks: 0 }).await;
 }
 
 /// Checks out, prepares and runs; returns the outcome, why it was stopped, and when the
@@ -172,20 +144,13 @@ async fn run_in(
     }
     let checkout_started = SystemTime::now();
     let token = spec.clone_token.as_deref();
-    if let Err(e) = inner
-        .cache
-        .checkout(&thunk.clone_url, &thunk.commit, token, run_dir)
-        .await
-    {
+    if let Err(e) = inner.cache.checkout(&thunk.clone_url, &thunk.commit, token, run_dir).await {
         emitter.notice(&format!("checkout failed: {e}")).await;
         return fail(format!("checkout of {} failed", thunk.commit));
     }
     let cwd = run_dir.join(&thunk.dir);
     if !cwd.is_dir() {
-        return fail(format!(
-            "the check's dir `{}` is not a directory in this commit",
-            thunk.dir
-        ));
+        return fail(format!("the check's dir `{}` is not a directory in this commit", thunk.dir));
     }
     if let (Some(engine), Some(image)) = (&inner.config.engine, &thunk.image) {
         if let Err(message) = engine.probe(image).await {
@@ -254,29 +219,17 @@ fn process_spec(
     let Some(image) = &thunk.image else {
         let (program, args) = match &thunk.command {
             Command::Script(script) => ("sh".into(), vec!["-ec".into(), script.into()]),
-            Command::Argv(argv) => (
-                argv[0].clone().into(),
-                argv[1..].iter().map(Into::into).collect(),
-            ),
+            Command::Argv(argv) => {
+                (argv[0].clone().into(), argv[1..].iter().map(Into::into).collect())
+            }
         };
-        return Ok(ProcessSpec {
-            program,
-            args,
-            cwd,
-            env,
-        });
+        return Ok(ProcessSpec { program, args, cwd, env });
     };
-    let engine = inner
-        .config
-        .engine
-        .as_ref()
-        .ok_or_else(|| container::missing_engine_message(image))?;
+    let engine =
+        inner.config.engine.as_ref().ok_or_else(|| container::missing_engine_message(image))?;
     let env_names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
     let name = container_name(&spec.run_id);
-    let user = Some((
-        nix::unistd::getuid().as_raw(),
-        nix::unistd::getgid().as_raw(),
-    ));
+    let user = Some((nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
     let container = ContainerSpec {
         name: &name,
         image,
@@ -288,12 +241,7 @@ fn process_spec(
     };
     let mut argv = engine.run_argv(&container);
     let program = argv.remove(0);
-    Ok(ProcessSpec {
-        program,
-        args: argv,
-        cwd: run_dir.to_path_buf(),
-        env,
-    })
+    Ok(ProcessSpec { program, args: argv, cwd: run_dir.to_path_buf(), env })
 }
 
 async fn remove_container(inner: &Inner, spec: &RunSpec) {
@@ -301,10 +249,7 @@ async fn remove_container(inner: &Inner, spec: &RunSpec) {
         return;
     };
     let argv = engine.remove_argv(&container_name(&spec.run_id));
-    let _ = tokio::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .output()
-        .await;
+    let _ = tokio::process::Command::new(&argv[0]).args(&argv[1..]).output().await;
 }
 
 fn container_name(run_id: &str) -> String {
@@ -330,12 +275,8 @@ async fn remove_dir(dir: &Path) -> std::io::Result<()> {
     if tokio::fs::remove_dir_all(dir).await.is_ok() {
         return Ok(());
     }
-    let status = tokio::process::Command::new("chmod")
-        .arg("-R")
-        .arg("u+w")
-        .arg(dir)
-        .status()
-        .await?;
+    let status =
+        tokio::process::Command::new("chmod").arg("-R").arg("u+w").arg(dir).status().await?;
     if !status.success() {
         tracing::warn!(dir = %dir.display(), "chmod of a run dir failed");
     }

@@ -73,10 +73,7 @@ pub async fn run(
         Ok(child) => child,
         Err(e) => {
             let program = spec.program.to_string_lossy();
-            return (
-                Outcome::Error(format!("cannot start `{program}`: {e}")),
-                None,
-            );
+            return (Outcome::Error(format!("cannot start `{program}`: {e}")), None);
         }
     };
     let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
@@ -116,10 +113,7 @@ pub async fn run(
     if group.stop.is_some() {
         group.wait_until_gone().await;
     }
-    (
-        outcome_of(group.status.expect("loop ends after exit")),
-        group.stop,
-    )
+    (outcome_of(group.status.expect("loop ends after exit")), group.stop)
 }
 
 impl Group {
@@ -169,11 +163,7 @@ fn group_alive(pgid: Pid) -> bool {
     if killpg(pgid, None).is_err() {
         return false;
     }
-    if cfg!(target_os = "linux") {
-        live_members_in_proc(pgid.as_raw())
-    } else {
-        true
-    }
+    if cfg!(target_os = "linux") { live_members_in_proc(pgid.as_raw()) } else { true }
 }
 
 /// Looks through `/proc` for a process of group `pgid` that is not a zombie.
@@ -200,9 +190,9 @@ fn outcome_of(status: ExitStatus) -> Outcome {
     match (status.code(), status.signal()) {
         (Some(code), _) => Outcome::Exited(code),
         (None, Some(signal)) => Outcome::Signalled(signal),
-        (None, None) => Outcome::Error(format!(
-            "the process ended with an unknown status: {status}"
-        )),
+        (None, None) => {
+            Outcome::Error(format!("the process ended with an unknown status: {status}"))
+        }
     }
 }
 
@@ -217,11 +207,7 @@ where
             match reader.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx
-                        .send((stream, Bytes::copy_from_slice(&buf[..n])))
-                        .await
-                        .is_err()
-                    {
+                    if tx.send((stream, Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
                         break;
                     }
                 }

@@ -72,10 +72,7 @@ impl Secrets {
             let line = text[..span.min(text.len())].matches('\n').count() + 1;
             anyhow::anyhow!("line {line}: {}", e.message().trim())
         })?;
-        let entries = raw
-            .into_iter()
-            .map(|(name, entry)| (name.0, entry.0))
-            .collect();
+        let entries = raw.into_iter().map(|(name, entry)| (name.0, entry.0)).collect();
         Ok(Secrets { entries })
     }
 
@@ -108,11 +105,10 @@ impl Secret {
             Some(events) => events.iter().any(|e| e == &event.kind),
             None => DEFAULT_SECRET_EVENTS.contains(&event.kind.as_str()),
         };
-        let repo_ok = self.repos.as_ref().is_none_or(|repos| {
-            repos
-                .iter()
-                .any(|pattern| repo_matches(pattern, &event.repo))
-        });
+        let repo_ok = self
+            .repos
+            .as_ref()
+            .is_none_or(|repos| repos.iter().any(|pattern| repo_matches(pattern, &event.repo)));
         event_ok && repo_ok
     }
 }
@@ -146,11 +142,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Entry, E> {
-        Ok(Entry(Secret {
-            value: value.to_string(),
-            repos: None,
-            events: None,
-        }))
+        Ok(Entry(Secret { value: value.to_string(), repos: None, events: None }))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
@@ -171,24 +163,12 @@ events = ["push", "pull_request"]
 "#;
 
     fn event(kind: &str, repo: &str) -> EventContext {
-        EventContext {
-            kind: kind.into(),
-            repo: repo.into(),
-        }
+        EventContext { kind: kind.into(), repo: repo.into() }
     }
 
     fn granted(secrets: &Secrets, kind: &str, repo: &str) -> Vec<String> {
-        let names = [
-            "PLAIN".to_string(),
-            "WIDE".to_string(),
-            "MISSING".to_string(),
-        ];
-        secrets
-            .grant(&names, &event(kind, repo))
-            .env
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect()
+        let names = ["PLAIN".to_string(), "WIDE".to_string(), "MISSING".to_string()];
+        secrets.grant(&names, &event(kind, repo)).env.into_iter().map(|(k, _)| k).collect()
     }
 
     #[test]
@@ -225,10 +205,7 @@ events = ["push", "pull_request"]
     fn errors_give_the_line_and_never_a_value() {
         let error = Secrets::parse("[A]\nvalue = \"sekrit\"\nrepo = [\"x\"]\n").unwrap_err();
         let text = format!("{error:#}");
-        assert!(
-            text.contains("line 3") && text.contains("unknown field `repo`"),
-            "{text}"
-        );
+        assert!(text.contains("line 3") && text.contains("unknown field `repo`"), "{text}");
         assert!(!text.contains("sekrit"));
         assert!(Secrets::parse("1BAD = \"x\"").is_err());
         assert!(!format!("{:?}", Secrets::parse(FILE).unwrap()).contains("value"));

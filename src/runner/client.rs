@@ -1,7 +1,10 @@
 //! The client side of the runner protocol: what the server (and the tests) use to talk to a
 //! runner, in tether's own types.
 
+use std::future::Future;
+
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::transport::{Channel, Endpoint};
 
 use super::convert;
@@ -69,11 +72,7 @@ impl RunnerClient {
                 Endpoint::from_static("http://runner.invalid")
                     .connect_with_connector(tower::service_fn(move |_| {
                         let path = path.clone();
-                        async move {
-                            tokio::net::UnixStream::connect(path)
-                                .await
-                                .map(TokioIo::new)
-                        }
+                        async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
                     }))
                     .await
                     .map_err(unavailable)?
@@ -82,11 +81,26 @@ impl RunnerClient {
         Ok(RunnerClient::from_channel(channel))
     }
 
-    /// A client over an existing channel (for example one carried by an SSH connection).
-    pub fn from_channel(channel: Channel) -> RunnerClient {
-        RunnerClient {
-            inner: ProtoClient::new(channel),
-        }
+    /// A client whose connections are made by `connect`: for example an SSH forwarded channel
+    /// to a runner behind `ssh -R`. It connects once now, and again after a broken connection.
+    pub async fn over<F, Fut, IO>(connect: F) -> Result<RunnerClient, RunnerError>
+    where
+        F: Fn() -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = std::io::Result<IO>> + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let channel = Endpoint::from_static("http://runner.invalid")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let connect = connect.clone();
+                async move { connect().await.map(TokioIo::new) }
+            }))
+            .await
+            .map_err(|e| RunnerError::Unavailable(transport_error(&e)))?;
+        Ok(RunnerClient::from_channel(channel))
+    }
+
+    fn from_channel(channel: Channel) -> RunnerClient {
+        RunnerClient { inner: ProtoClient::new(channel) }
     }
 
     pub async fn info(&mut self) -> Result<RunnerInfo, RunnerError> {
@@ -96,10 +110,19 @@ impl RunnerClient {
 
     pub async fn run(&mut self, spec: &RunSpec) -> Result<RunEvents, RunnerError> {
         let response = self.inner.run(convert::run_request(spec)).await?;
-        Ok(RunEvents {
-            inner: response.into_inner(),
-        })
+        Ok(RunEvents { inner: response.into_inner() })
     }
+}
+
+/// A transport error with its causes: tonic's own message alone is only "transport error".
+fn transport_error(error: &tonic::transport::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 impl RunEvents {

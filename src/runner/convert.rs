@@ -11,8 +11,7 @@ use crate::core::{Command, EventContext, Outcome, OutputStream, RunEvent, Runner
 use crate::exec::RunSpec;
 
 pub fn unix_ms(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn from_unix_ms(ms: i64) -> SystemTime {
@@ -70,11 +69,7 @@ pub fn run_spec(request: proto::RunRequest) -> Result<RunSpec, String> {
     if timeout.is_zero() || timeout > MAX_CHECK_TIMEOUT {
         return Err("thunk.timeout_ms must be more than 0 and at most 7 days".into());
     }
-    let dir = normalise_dir(if thunk.dir.is_empty() {
-        "."
-    } else {
-        &thunk.dir
-    })?;
+    let dir = normalise_dir(if thunk.dir.is_empty() { "." } else { &thunk.dir })?;
     let event = request.event.unwrap_or_default();
     Ok(RunSpec {
         thunk: Thunk {
@@ -90,31 +85,19 @@ pub fn run_spec(request: proto::RunRequest) -> Result<RunSpec, String> {
         },
         clone_token: Some(request.clone_token).filter(|t| !t.is_empty()),
         run_id: request.run_id,
-        event: EventContext {
-            kind: event.kind,
-            repo: event.repo,
-        },
+        event: EventContext { kind: event.kind, repo: event.repo },
     })
 }
 
 pub fn event_to_proto(event: RunEvent) -> proto::RunEvent {
     use proto::run_event::Event;
     let event = match event {
-        RunEvent::Started {
-            checkout_started,
-            started,
-            commit,
-        } => Event::Started(proto::Started {
+        RunEvent::Started { checkout_started, started, commit } => Event::Started(proto::Started {
             checkout_started_unix_ms: unix_ms(checkout_started),
             started_unix_ms: unix_ms(started),
             commit,
         }),
-        RunEvent::Output {
-            stream,
-            data,
-            at,
-            seq,
-        } => Event::Output(proto::Output {
+        RunEvent::Output { stream, data, at, seq } => Event::Output(proto::Output {
             stream: stream_to_proto(stream) as i32,
             data: data.to_vec(),
             unix_ms: unix_ms(at),
@@ -226,19 +209,12 @@ mod tests {
              secrets = [\"S\"]\ntimeout = \"5m\"\n",
         )
         .unwrap();
-        let thunk = Thunk::new(
-            &config.checks["t"],
-            &"a".repeat(40),
-            "https://example.com/r.git",
-        );
+        let thunk = Thunk::new(&config.checks["t"], &"a".repeat(40), "https://example.com/r.git");
         RunSpec {
             thunk,
             clone_token: Some("tok".into()),
             run_id: "42".into(),
-            event: EventContext {
-                kind: "push".into(),
-                repo: "o/r".into(),
-            },
+            event: EventContext { kind: "push".into(), repo: "o/r".into() },
         }
     }
 
@@ -265,11 +241,7 @@ mod tests {
         assert!(run_spec(request).unwrap_err().contains("timeout_ms"));
         let mut request = run_request(&spec());
         request.thunk.as_mut().unwrap().dir = "../x".into();
-        assert!(
-            run_spec(request)
-                .unwrap_err()
-                .contains("inside the checkout")
-        );
+        assert!(run_spec(request).unwrap_err().contains("inside the checkout"));
         let mut request = run_request(&spec());
         request.thunk.as_mut().unwrap().command = None;
         assert!(run_spec(request).unwrap_err().contains("thunk.command"));
@@ -279,17 +251,8 @@ mod tests {
     fn events_survive_the_wire() {
         let at = from_unix_ms(1_700_000_000_123);
         let events = [
-            RunEvent::Started {
-                checkout_started: at,
-                started: at,
-                commit: "c".into(),
-            },
-            RunEvent::Output {
-                stream: OutputStream::Stderr,
-                data: "x\n".into(),
-                at,
-                seq: 7,
-            },
+            RunEvent::Started { checkout_started: at, started: at, commit: "c".into() },
+            RunEvent::Output { stream: OutputStream::Stderr, data: "x\n".into(), at, seq: 7 },
             RunEvent::Finished(Finished {
                 outcome: Outcome::Signalled(9),
                 timed_out: true,
@@ -323,27 +286,15 @@ mod recorded {
         let spec = run_spec(proto::RunRequest::decode(&bytes[..]).unwrap()).unwrap();
         assert_eq!(spec.thunk.clone_url, "https://example.com/r.git");
         assert_eq!(spec.thunk.commit, "a".repeat(40));
-        assert_eq!(
-            spec.thunk.command,
-            Command::Argv(vec!["make".into(), "x".into()])
-        );
+        assert_eq!(spec.thunk.command, Command::Argv(vec!["make".into(), "x".into()]));
         assert_eq!(spec.thunk.env.get("A").map(String::as_str), Some("1"));
-        assert_eq!(
-            (spec.thunk.dir.as_str(), spec.thunk.image.as_deref()),
-            ("sub", Some("alpine"))
-        );
+        assert_eq!((spec.thunk.dir.as_str(), spec.thunk.image.as_deref()), ("sub", Some("alpine")));
         assert_eq!(spec.thunk.timeout, Duration::from_secs(300));
         assert_eq!(
             (spec.thunk.secrets, spec.thunk.check),
             (vec!["S".to_string()], "t".to_string())
         );
-        assert_eq!(
-            (spec.clone_token.as_deref(), spec.run_id.as_str()),
-            (Some("tok"), "42")
-        );
-        assert_eq!(
-            (spec.event.kind.as_str(), spec.event.repo.as_str()),
-            ("push", "o/r")
-        );
+        assert_eq!((spec.clone_token.as_deref(), spec.run_id.as_str()), (Some("tok"), "42"));
+        assert_eq!((spec.event.kind.as_str(), spec.event.repo.as_str()), ("push", "o/r"));
     }
 }

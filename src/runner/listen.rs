@@ -44,9 +44,8 @@ impl ListenAddr {
     pub async fn bind(&self) -> anyhow::Result<Bound> {
         match self {
             ListenAddr::Tcp(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding tcp:{addr}"))?;
+                let listener =
+                    TcpListener::bind(addr).await.with_context(|| format!("binding tcp:{addr}"))?;
                 if !listener.local_addr()?.ip().is_loopback() {
                     tracing::warn!(%addr, "the runner listens on a non-loopback address: anyone who reaches it can run code as this user");
                 }
@@ -77,9 +76,9 @@ impl Bound {
     pub fn describe(&self) -> String {
         match self {
             Bound::Unix(_, path) => path.display().to_string(),
-            Bound::Tcp(listener) => listener
-                .local_addr()
-                .map_or_else(|e| e.to_string(), |a| format!("tcp:{a}")),
+            Bound::Tcp(listener) => {
+                listener.local_addr().map_or_else(|e| e.to_string(), |a| format!("tcp:{a}"))
+            }
         }
     }
 }
@@ -93,9 +92,7 @@ pub async fn serve(
     let router = tonic::transport::Server::builder().add_service(service.into_server());
     match bound {
         Bound::Tcp(listener) => {
-            router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-                .await?;
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown).await?;
         }
         Bound::Unix(listener, path) => {
             let result = router

@@ -75,9 +75,7 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<RunEvent, Status>> + Send>>;
 #[tonic::async_trait]
 impl Runner for RunnerService {
     async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
-        Ok(Response::new(convert::info_to_proto(RunnerService::info(
-            self,
-        ))))
+        Ok(Response::new(convert::info_to_proto(RunnerService::info(self))))
     }
 
     type RunStream = EventStream;

@@ -40,20 +40,12 @@ async fn serve_git(root: PathBuf, token: &str) -> (String, Arc<Mutex<Seen>>) {
     let app = axum::Router::new().fallback(handle).with_state(server);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .await
-            .expect("git http server died")
-    });
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("git http server died") });
     (format!("http://{addr}"), seen)
 }
 
 async fn handle(State(server): State<GitServer>, request: Request) -> Response {
-    let auth = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let auth = request.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
     if format!("Authorization: {auth}") != server.expected_auth {
         server.seen.lock().unwrap().refused += 1;
         return Response::builder()
@@ -75,13 +67,8 @@ async fn handle(State(server): State<GitServer>, request: Request) -> Response {
 /// Runs `git http-backend` as a CGI program for one request.
 async fn cgi(server: &GitServer, request: Request) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let headers: HeaderMap = request.headers().clone();
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
+    let header =
+        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let mut child = tokio::process::Command::new("git")
         .arg("http-backend")
         .env("GIT_PROJECT_ROOT", &server.root)
@@ -101,18 +88,9 @@ async fn cgi(server: &GitServer, request: Request) -> (u16, Vec<(String, String)
     stdin.write_all(&body).await.unwrap();
     drop(stdin);
     let output = child.wait_with_output().await.unwrap();
-    let split = output
-        .stdout
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4));
-    let split = split.or_else(|| {
-        output
-            .stdout
-            .windows(2)
-            .position(|w| w == b"\n\n")
-            .map(|i| (i, 2))
-    });
+    let split = output.stdout.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, 4));
+    let split =
+        split.or_else(|| output.stdout.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
     let (end, gap) = split.expect("CGI output has headers");
     let mut status = 200;
     let mut out_headers = Vec::new();
@@ -153,32 +131,17 @@ async fn served_repo(token: &str) -> Served {
     let bare = root.path().join("repo.git");
     git(
         root.path(),
-        &[
-            "clone",
-            "--quiet",
-            "--bare",
-            work.path().to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
+        &["clone", "--quiet", "--bare", work.path().to_str().unwrap(), bare.to_str().unwrap()],
     );
     let (base, seen) = serve_git(root.path().to_path_buf(), token).await;
-    Served {
-        url: format!("{base}/repo.git"),
-        seen,
-        work,
-        _root: root,
-        bare,
-    }
+    Served { url: format!("{base}/repo.git"), seen, work, _root: root, bare }
 }
 
 impl Served {
     /// Commits a small change and pushes it to the served repository.
     fn push_small_change(&self) -> String {
         let commit = self.work.commit(&[("small.txt", b"two")], "small");
-        git(
-            self.work.path(),
-            &["push", "--quiet", self.bare.to_str().unwrap(), "HEAD:main"],
-        );
+        git(self.work.path(), &["push", "--quiet", self.bare.to_str().unwrap(), "HEAD:main"]);
         commit
     }
 
@@ -200,47 +163,31 @@ async fn checkout_over_http_sends_the_token_and_fetches_only_what_is_new() {
     // A `git` on the runner's PATH that records every command line it is given.
     let bin = tempfile::tempdir().unwrap();
     let argv_log = bin.path().join("argv.log");
-    let wrapper = format!(
-        "echo \"$*\" >> {}\nexec /usr/bin/git \"$@\"\n",
-        argv_log.display()
-    );
+    let wrapper = format!("echo \"$*\" >> {}\nexec /usr/bin/git \"$@\"\n", argv_log.display());
     fake_program(bin.path(), "git", &wrapper);
     let path = format!("{}:/usr/bin:/bin", bin.path().display());
     let runner = Runner::start_with_env(&[], &[("PATH", &path)]).await;
 
-    let mut spec = spec(
-        &served.url,
-        &first,
-        script("cat small.txt; git remote get-url origin"),
-    );
+    let mut spec = spec(&served.url, &first, script("cat small.txt; git remote get-url origin"));
     spec.clone_token = Some(token.into());
     let run = run_to_end(&runner, &spec).await.unwrap();
     assert_eq!(run.stdout(), format!("one{}\n", served.url), "{run:?}");
     let first_fetch: usize = served.upload_pack_bytes().iter().sum();
-    assert!(
-        first_fetch > 1 << 20,
-        "the first fetch moved only {first_fetch} bytes"
-    );
+    assert!(first_fetch > 1 << 20, "the first fetch moved only {first_fetch} bytes");
 
     let second = served.push_small_change();
     spec.thunk.commit = second;
     let run = run_to_end(&runner, &spec).await.unwrap();
     assert!(run.stdout().starts_with("two"), "{run:?}");
     let second_fetch: usize = served.upload_pack_bytes().iter().sum::<usize>() - first_fetch;
-    assert!(
-        second_fetch < 64 * 1024,
-        "the second fetch moved {second_fetch} bytes"
-    );
+    assert!(second_fetch < 64 * 1024, "the second fetch moved {second_fetch} bytes");
 
     // The token was in no command line, no git config of the cache and no output.
     let argv = std::fs::read_to_string(&argv_log).unwrap();
     assert!(argv.contains("fetch") && !argv.contains(token), "{argv}");
     for entry in std::fs::read_dir(runner.work_dir.join("cache")).unwrap() {
         let config = std::fs::read_to_string(entry.unwrap().path().join("config")).unwrap();
-        assert!(
-            !config.contains(token) && !config.contains("extraheader"),
-            "{config}"
-        );
+        assert!(!config.contains(token) && !config.contains("extraheader"), "{config}");
     }
     assert!(!format!("{run:?}").contains(token));
 }
@@ -252,10 +199,7 @@ async fn checkout_over_http_without_the_token_is_refused() {
     let runner = Runner::start(&[]).await;
     let mut spec = spec(&served.url, &commit, script("true"));
     let run = run_to_end(&runner, &spec).await.unwrap();
-    assert!(
-        matches!(run.outcome(), Outcome::Error(m) if m.contains("checkout")),
-        "{run:?}"
-    );
+    assert!(matches!(run.outcome(), Outcome::Error(m) if m.contains("checkout")), "{run:?}");
     spec.clone_token = Some("ghs_wrong".into());
     let run = run_to_end(&runner, &spec).await.unwrap();
     assert!(matches!(run.outcome(), Outcome::Error(_)), "{run:?}");

@@ -23,11 +23,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("running git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
@@ -55,10 +51,7 @@ impl Repo {
             std::fs::write(path, content).unwrap();
         }
         git(self.path(), &["add", "--all"]);
-        git(
-            self.path(),
-            &["commit", "--quiet", "--allow-empty", "-m", message],
-        );
+        git(self.path(), &["commit", "--quiet", "--allow-empty", "-m", message]);
         git(self.path(), &["rev-parse", "HEAD"])
     }
 
@@ -100,18 +93,11 @@ impl Runner {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next_line().await.unwrap().unwrap_or_default();
         assert!(first.contains("listening on"), "runner said {first:?}");
-        Runner {
-            dir,
-            socket,
-            work_dir,
-            child,
-        }
+        Runner { dir, socket, work_dir, child }
     }
 
     pub async fn client(&self) -> RunnerClient {
-        RunnerClient::connect(&ListenAddr::Unix(self.socket.clone()))
-            .await
-            .unwrap()
+        RunnerClient::connect(&ListenAddr::Unix(self.socket.clone())).await.unwrap()
     }
 }
 
@@ -141,10 +127,7 @@ pub fn spec(clone_url: &str, commit: &str, command: Command) -> RunSpec {
         },
         clone_token: None,
         run_id: "run-1".into(),
-        event: EventContext {
-            kind: "push".into(),
-            repo: "octo/repo".into(),
-        },
+        event: EventContext { kind: "push".into(), repo: "octo/repo".into() },
     }
 }
 
@@ -163,10 +146,7 @@ impl Collected {
     pub fn text(&self, stream: OutputStream) -> String {
         let mut bytes = Vec::new();
         for event in &self.events {
-            if let RunEvent::Output {
-                stream: s, data, ..
-            } = event
-            {
+            if let RunEvent::Output { stream: s, data, .. } = event {
                 if *s == stream {
                     bytes.extend_from_slice(data);
                 }
@@ -244,9 +224,8 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        let zombie =
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
         if !zombie && String::from_utf8_lossy(&cmdline).contains(marker) {
             found.push(pid);
         }

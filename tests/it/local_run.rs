@@ -13,11 +13,7 @@ fn tether_run(repo: &Repo, args: &[&str]) -> (i32, String, String) {
         .output()
         .unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        output.status.code().unwrap_or(-1),
-        text(&output.stdout),
-        text(&output.stderr),
-    )
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
 }
 
 const CHECKS: &str = r#"
@@ -38,26 +34,13 @@ async fn runs_every_check_with_prefixed_output_and_a_summary() {
     repo.commit(&[("tether.toml", CHECKS.as_bytes())], "checks");
     let (code, stdout, _) = tether_run(&repo, &[]);
     assert_eq!(code, 1, "{stdout}");
-    for line in [
-        "pass | all good",
-        "pass | to stderr",
-        "fail | broken",
-        "slow | waiting",
-    ] {
-        assert!(
-            stdout.lines().any(|l| l == line),
-            "missing {line:?} in\n{stdout}"
-        );
+    for line in ["pass | all good", "pass | to stderr", "fail | broken", "slow | waiting"] {
+        assert!(stdout.lines().any(|l| l == line), "missing {line:?} in\n{stdout}");
     }
     let summary: Vec<Vec<&str>> = stdout
         .lines()
         .skip_while(|l| !l.starts_with("check "))
-        .map(|l| {
-            l.split("  ")
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .collect()
-        })
+        .map(|l| l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect())
         .collect();
     assert_eq!(summary[0], ["check", "result", "duration"]);
     assert_eq!(&summary[1][..2], ["fail", "failed (exit 3)"]);
@@ -79,38 +62,23 @@ async fn named_checks_only_and_exit_zero_when_they_pass() {
 async fn runs_the_committed_tree_and_says_so() {
     let repo = Repo::new();
     repo.commit(
-        &[
-            ("tether.toml", b"[checks.c]\nrun = \"cat file\"\n"),
-            ("file", b"committed\n"),
-        ],
+        &[("tether.toml", b"[checks.c]\nrun = \"cat file\"\n"), ("file", b"committed\n")],
         "one",
     );
     std::fs::write(repo.path().join("file"), "edited\n").unwrap();
     let (code, stdout, stderr) = tether_run(&repo, &[]);
     assert_eq!(code, 0);
     assert!(stdout.contains("c | committed"), "{stdout}");
-    assert!(
-        stderr.contains("uncommitted changes are not included"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("uncommitted changes are not included"), "{stderr}");
 }
 
 #[tokio::test]
 async fn a_bad_tether_toml_or_unknown_check_exits_2_naming_it() {
     let repo = Repo::new();
-    repo.commit(
-        &[(
-            "tether.toml",
-            b"[checks.c]\nrun = \"true\"\ntimeout = \"soon\"\n",
-        )],
-        "bad",
-    );
+    repo.commit(&[("tether.toml", b"[checks.c]\nrun = \"true\"\ntimeout = \"soon\"\n")], "bad");
     let (code, _, stderr) = tether_run(&repo, &[]);
     assert_eq!(code, 2);
-    assert!(
-        stderr.contains("tether.toml:3:11: `checks.c.timeout`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("tether.toml:3:11: `checks.c.timeout`"), "{stderr}");
 
     repo.commit(&[("tether.toml", CHECKS.as_bytes())], "good");
     let (code, _, stderr) = tether_run(&repo, &["pass", "nope"]);

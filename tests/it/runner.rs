@@ -16,17 +16,10 @@ async fn info_reports_name_platform_labels_and_capacity() {
     assert_eq!(info.os, std::env::consts::OS);
     assert_eq!(
         info.arch,
-        if cfg!(target_arch = "x86_64") {
-            "amd64"
-        } else {
-            std::env::consts::ARCH
-        }
+        if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }
     );
     assert_eq!(info.labels, ["gpu", "big"]);
-    assert_eq!(
-        (info.capacity, info.runs_in_flight, info.protocol_version),
-        (3, 0, 1)
-    );
+    assert_eq!((info.capacity, info.runs_in_flight, info.protocol_version), (3, 0, 1));
 }
 
 #[tokio::test]
@@ -35,15 +28,10 @@ async fn output_streams_in_order_with_sequence_numbers_and_exit_code() {
     let commit = repo.commit(&[("README", b"hi")], "one");
     let runner = Runner::start(&[]).await;
     let text = "for i in 1 2 3 4 5; do echo out $i; echo err $i >&2; done; exit 7";
-    let run = run_to_end(&runner, &spec(&repo.file_url(), &commit, script(text)))
-        .await
-        .unwrap();
+    let run = run_to_end(&runner, &spec(&repo.file_url(), &commit, script(text))).await.unwrap();
     assert!(matches!(&run.events[0], RunEvent::Started { commit: c, .. } if c == &commit));
     assert_eq!(run.stdout(), "out 1\nout 2\nout 3\nout 4\nout 5\n");
-    assert_eq!(
-        run.text(OutputStream::Stderr),
-        "err 1\nerr 2\nerr 3\nerr 4\nerr 5\n"
-    );
+    assert_eq!(run.text(OutputStream::Stderr), "err 1\nerr 2\nerr 3\nerr 4\nerr 5\n");
     let seqs: Vec<u64> = run
         .events
         .iter()
@@ -65,16 +53,10 @@ async fn output_arrives_while_the_command_still_runs() {
     let runner = Runner::start(&[]).await;
     let go = runner.dir.path().join("go");
     // The command waits for a file that the test creates only after it has seen the first line.
-    let text = format!(
-        "echo first; while [ ! -e {} ]; do sleep 0.02; done; echo second",
-        go.display()
-    );
-    let mut events = runner
-        .client()
-        .await
-        .run(&spec(&repo.file_url(), &commit, script(&text)))
-        .await
-        .unwrap();
+    let text =
+        format!("echo first; while [ ! -e {} ]; do sleep 0.02; done; echo second", go.display());
+    let mut events =
+        runner.client().await.run(&spec(&repo.file_url(), &commit, script(&text))).await.unwrap();
     read_until_output(&mut events, "first").await;
     std::fs::write(&go, "").unwrap();
     let rest = collect(events).await;
@@ -87,12 +69,8 @@ async fn signals_argv_env_and_dir() {
     let repo = Repo::new();
     let commit = repo.commit(&[("sub/dir/file.txt", b"inside")], "one");
     let runner = Runner::start(&[]).await;
-    let killed = run_to_end(
-        &runner,
-        &spec(&repo.file_url(), &commit, script("kill -9 $$")),
-    )
-    .await
-    .unwrap();
+    let killed =
+        run_to_end(&runner, &spec(&repo.file_url(), &commit, script("kill -9 $$"))).await.unwrap();
     assert_eq!(killed.outcome(), &Outcome::Signalled(9));
 
     let argv = Command::Argv(vec![
@@ -102,9 +80,7 @@ async fn signals_argv_env_and_dir() {
     ]);
     let mut spec = spec(&repo.file_url(), &commit, argv);
     spec.thunk.dir = "sub/dir".into();
-    spec.thunk
-        .env
-        .insert("GREETING".into(), "hello world".into());
+    spec.thunk.env.insert("GREETING".into(), "hello world".into());
     let run = run_to_end(&runner, &spec).await.unwrap();
     assert_eq!(run.stdout(), format!("inside hello world {commit} true\n"));
 }
@@ -121,11 +97,8 @@ async fn a_missing_dir_or_program_is_a_clear_error() {
         matches!(run.outcome(), Outcome::Error(m) if m.contains("`nope` is not a directory")),
         "{run:?}"
     );
-    let no_program = spec(
-        &repo.file_url(),
-        &commit,
-        Command::Argv(vec!["no-such-program-xyz".into()]),
-    );
+    let no_program =
+        spec(&repo.file_url(), &commit, Command::Argv(vec!["no-such-program-xyz".into()]));
     let run = run_to_end(&runner, &no_program).await.unwrap();
     assert!(
         matches!(run.outcome(), Outcome::Error(m) if m.contains("cannot start `no-such-program-xyz`")),
@@ -143,19 +116,12 @@ async fn dropping_the_stream_kills_the_whole_process_group() {
     let text = format!(
         "sleep {marker}1 & (trap '' TERM; sleep {marker}2) & sh -c 'sleep {marker}3' & echo started; wait"
     );
-    let mut events = runner
-        .client()
-        .await
-        .run(&spec(&repo.file_url(), &commit, script(&text)))
-        .await
-        .unwrap();
+    let mut events =
+        runner.client().await.run(&spec(&repo.file_url(), &commit, script(&text))).await.unwrap();
     read_until_output(&mut events, "started").await;
     assert!(eventually(Duration::from_secs(5), || processes_with(marker).len() >= 4).await);
     drop(events);
-    let gone = eventually(Duration::from_secs(20), || {
-        processes_with(marker).is_empty()
-    })
-    .await;
+    let gone = eventually(Duration::from_secs(20), || processes_with(marker).is_empty()).await;
     assert!(gone, "survivors: {:?}", processes_with(marker));
     let mut client = runner.client().await;
     for _ in 0..250 {
@@ -172,11 +138,7 @@ async fn the_timeout_ends_the_run_as_timed_out() {
     let repo = Repo::new();
     let commit = repo.commit(&[("README", b"hi")], "one");
     let runner = Runner::start(&[]).await;
-    let mut spec = spec(
-        &repo.file_url(),
-        &commit,
-        script("echo begin; sleep 27182818"),
-    );
+    let mut spec = spec(&repo.file_url(), &commit, script("echo begin; sleep 27182818"));
     spec.thunk.timeout = Duration::from_millis(500);
     let run = run_to_end(&runner, &spec).await.unwrap();
     assert_eq!(run.stdout(), "begin\n");
@@ -191,20 +153,12 @@ async fn runs_beyond_max_runs_are_refused_as_busy() {
     let commit = repo.commit(&[("README", b"hi")], "one");
     let runner = Runner::start(&["--max-runs", "1"]).await;
     let mut client = runner.client().await;
-    let mut first = client
-        .run(&spec(
-            &repo.file_url(),
-            &commit,
-            script("echo up; sleep 60"),
-        ))
-        .await
-        .unwrap();
+    let mut first =
+        client.run(&spec(&repo.file_url(), &commit, script("echo up; sleep 60"))).await.unwrap();
     read_until_output(&mut first, "up").await;
     let info = client.info().await.unwrap();
     assert_eq!((info.capacity, info.runs_in_flight), (1, 1));
-    let second = client
-        .run(&spec(&repo.file_url(), &commit, script("true")))
-        .await;
+    let second = client.run(&spec(&repo.file_url(), &commit, script("true"))).await;
     assert!(
         matches!(second, Err(RunnerError::Busy(ref m)) if m.contains("busy")),
         "{:?}",
@@ -230,11 +184,7 @@ async fn secrets_are_granted_by_event_and_masked_even_one_byte_per_write() {
     let commit = repo.commit(&[("README", b"hi")], "one");
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets.toml");
-    std::fs::write(
-        &secrets,
-        "DEPLOY_KEY = \"s3cr3t-v4lue\"\nOTHER = \"never-granted\"\n",
-    )
-    .unwrap();
+    std::fs::write(&secrets, "DEPLOY_KEY = \"s3cr3t-v4lue\"\nOTHER = \"never-granted\"\n").unwrap();
     let runner = Runner::start(&["--secrets", secrets.to_str().unwrap()]).await;
     let text = "echo \"env: $DEPLOY_KEY\"; echo \"other: [$OTHER]\"; \
                 for c in s 3 c r 3 t - v 4 l u e; do printf %s $c; sleep 0.01; done; echo; \
@@ -256,80 +206,37 @@ async fn secrets_are_granted_by_event_and_masked_even_one_byte_per_write() {
     pull.event.kind = "pull_request".into();
     let run = run_to_end(&runner, &pull).await.unwrap();
     assert!(run.stdout().starts_with("env: \n"), "{}", run.stdout());
-    assert!(
-        run.text(OutputStream::Runner)
-            .contains("secret DEPLOY_KEY is not set")
-    );
+    assert!(run.text(OutputStream::Runner).contains("secret DEPLOY_KEY is not set"));
 }
 
 #[tokio::test]
 async fn checkout_is_a_detached_git_checkout_and_the_cache_is_reused() {
     let repo = Repo::new();
-    git(
-        repo.path(),
-        &[
-            "tag",
-            "-a",
-            "v1",
-            "-m",
-            "v1",
-            &repo.commit(&[("a", b"1")], "one"),
-        ],
-    );
+    git(repo.path(), &["tag", "-a", "v1", "-m", "v1", &repo.commit(&[("a", b"1")], "one")]);
     let second = repo.commit(&[("a", b"2")], "two");
     let runner = Runner::start(&[]).await;
     let text =
         "git rev-parse HEAD; git symbolic-ref -q HEAD || echo detached; git describe --tags; cat a";
-    let run = run_to_end(&runner, &spec(&repo.file_url(), &second, script(text)))
-        .await
-        .unwrap();
-    assert_eq!(
-        run.stdout(),
-        format!("{second}\ndetached\nv1-1-g{}\n2", &second[..7]),
-        "{run:?}"
-    );
+    let run = run_to_end(&runner, &spec(&repo.file_url(), &second, script(text))).await.unwrap();
+    assert_eq!(run.stdout(), format!("{second}\ndetached\nv1-1-g{}\n2", &second[..7]), "{run:?}");
     // The run's work dir is gone; the cache stays and serves the same commit with the origin
     // repository gone.
-    assert_eq!(
-        std::fs::read_dir(runner.work_dir.join("runs"))
-            .unwrap()
-            .count(),
-        0
-    );
-    assert_eq!(
-        std::fs::read_dir(runner.work_dir.join("cache"))
-            .unwrap()
-            .count(),
-        1
-    );
+    assert_eq!(std::fs::read_dir(runner.work_dir.join("runs")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(runner.work_dir.join("cache")).unwrap().count(), 1);
     let url = repo.file_url();
     drop(repo);
-    let again = run_to_end(&runner, &spec(&url, &second, script("cat a")))
-        .await
-        .unwrap();
-    assert_eq!(
-        (again.stdout().as_str(), again.outcome()),
-        ("2", &Outcome::Exited(0))
-    );
+    let again = run_to_end(&runner, &spec(&url, &second, script("cat a"))).await.unwrap();
+    assert_eq!((again.stdout().as_str(), again.outcome()), ("2", &Outcome::Exited(0)));
 }
 
 #[tokio::test]
 async fn a_failed_checkout_says_why() {
     let runner = Runner::start(&[]).await;
-    let run = run_to_end(
-        &runner,
-        &spec("file:///no/such/repo", &"a".repeat(40), script("true")),
-    )
-    .await
-    .unwrap();
-    assert!(
-        matches!(run.outcome(), Outcome::Error(m) if m.contains("checkout")),
-        "{run:?}"
-    );
-    assert!(
-        run.text(OutputStream::Runner).contains("checkout failed"),
-        "{run:?}"
-    );
+    let run = run_to_end(&runner, &spec("file:///no/such/repo", &"a".repeat(40), script("true")))
+        .await
+        .unwrap();
+    assert!(matches!(run.outcome(), Outcome::Error(m) if m.contains("checkout")), "{run:?}");
+    assert!(run.text(OutputStream::Runner).contains("checkout failed"), "{run:?}");
 }
 
 #[tokio::test]
@@ -360,17 +267,9 @@ async fn a_container_engine_that_does_not_answer_fails_clearly() {
     let mut spec = spec(&repo.file_url(), &commit, script("true"));
     spec.thunk.image = Some("rust:1.82".into());
     let run = run_to_end(&runner, &spec).await.unwrap();
-    let Outcome::Error(message) = run.outcome() else {
-        panic!("{run:?}")
-    };
-    assert!(
-        message.contains("needs a working docker or podman"),
-        "{message}"
-    );
-    assert!(
-        message.contains("Is the docker daemon running?"),
-        "{message}"
-    );
+    let Outcome::Error(message) = run.outcome() else { panic!("{run:?}") };
+    assert!(message.contains("needs a working docker or podman"), "{message}");
+    assert!(message.contains("Is the docker daemon running?"), "{message}");
 }
 
 #[tokio::test]
@@ -384,11 +283,8 @@ async fn an_image_runs_through_the_engine_with_the_checkout_mounted() {
     let path = format!("{}:/usr/bin:/bin", bin.path().display());
     let secrets = bin.path().join("secrets.toml");
     std::fs::write(&secrets, "TOKEN = \"tok-123456\"\n").unwrap();
-    let runner = Runner::start_with_env(
-        &["--secrets", secrets.to_str().unwrap()],
-        &[("PATH", &path)],
-    )
-    .await;
+    let runner =
+        Runner::start_with_env(&["--secrets", secrets.to_str().unwrap()], &[("PATH", &path)]).await;
     let mut spec = spec(&repo.file_url(), &commit, script("make test"));
     spec.thunk.image = Some("rust:1.82".into());
     spec.thunk.dir = "sub".into();
@@ -397,10 +293,7 @@ async fn an_image_runs_through_the_engine_with_the_checkout_mounted() {
     let out = run.stdout();
     let argv = out.lines().next().unwrap();
     assert!(argv.starts_with("argv: run --rm --init"), "{out}");
-    assert!(
-        argv.contains(":/workspace --workdir /workspace/sub"),
-        "{out}"
-    );
+    assert!(argv.contains(":/workspace --workdir /workspace/sub"), "{out}");
     assert!(
         argv.contains("--env TOKEN") && argv.ends_with("-- rust:1.82 sh -ec make test"),
         "{out}"
