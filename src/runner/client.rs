@@ -59,8 +59,9 @@ pub struct RunEvents {
 impl RunnerClient {
     /// Connects to a runner that listens on a socket or TCP address.
     pub async fn connect(addr: &ListenAddr) -> Result<RunnerClient, RunnerError> {
-        let unavailable =
-            |e: tonic::transport::Error| RunnerError::Unavailable(format!("{addr:?}: {e}"));
+        let unavailable = |e: tonic::transport::Error| {
+            RunnerError::Unavailable(format!("{addr:?}: {}", transport_error(&e)))
+        };
         let channel = match addr {
             ListenAddr::Tcp(host_port) => Endpoint::from_shared(format!("http://{host_port}"))
                 .map_err(unavailable)?
