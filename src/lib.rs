@@ -7,3 +7,6 @@ pub mod cli;
 pub mod core;
 pub mod exec;
 pub mod runner;
+pub mod http;
+pub mod server;
+pub mod ssh;

@@ -2,6 +2,7 @@
 
 mod local;
 mod runner;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
+    /// The server: SSH gateway, HTTP (webhooks, pages, API), dispatcher.
+    Serve(serve::ServeArgs),
     /// Run thunks for a tether server: serve the runner protocol on a socket.
     Runner(runner::RunnerArgs),
     /// Run the checks of ./tether.toml on this machine, at the current commit, with no server.
@@ -39,6 +42,7 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            Commands::Serve(args) => report(serve::main(args).await),
             Commands::Runner(args) => report(runner::main(args).await),
             Commands::Run(args) => local::main(args).await,
         }

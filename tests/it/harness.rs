@@ -64,6 +64,8 @@ impl Repo {
 pub struct Runner {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
+    /// Where it says it listens: the socket path, or `tcp:IP:PORT`.
+    pub listening: String,
     pub work_dir: PathBuf,
     child: tokio::process::Child,
 }
@@ -75,13 +77,19 @@ impl Runner {
     }
 
     pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Runner {
+        Runner::start_listening(None, extra, env).await
+    }
+
+    /// Starts a runner listening on `listen` (`tcp:HOST:PORT`), or on a socket when `None`.
+    pub async fn start_listening(listen: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> Runner {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("runner.sock");
         let work_dir = dir.path().join("work");
+        let listen_arg = listen.map_or_else(|| socket.clone().into_os_string(), Into::into);
         let mut child = tokio::process::Command::new(TETHER)
             .arg("runner")
             .arg("--listen")
-            .arg(&socket)
+            .arg(listen_arg)
             .arg("--work-dir")
             .arg(&work_dir)
             .args(extra)
@@ -92,8 +100,11 @@ impl Runner {
             .expect("starting tether runner");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next_line().await.unwrap().unwrap_or_default();
-        assert!(first.contains("listening on"), "runner said {first:?}");
-        Runner { dir, socket, work_dir, child }
+        let listening = match first.split_once(" listening on ") {
+            Some((_, rest)) => rest.split(" (").next().unwrap_or("").to_string(),
+            None => panic!("runner said {first:?}"),
+        };
+        Runner { dir, socket, listening, work_dir, child }
     }
 
     pub async fn client(&self) -> RunnerClient {

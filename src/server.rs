@@ -1,0 +1,79 @@
+//! The server, assembled: data dir, SQLite, host key, the SSH gateway and HTTP, started on
+//! listeners the caller bound and stopped by the caller's shutdown future.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::github::GitHub;
+use crate::http::{self, AppState};
+use crate::ssh::host_key::HostKey;
+use crate::ssh::server::{Gateway, Keyring};
+use crate::store::Store;
+
+/// The SQLite file inside the data dir.
+pub const DATABASE_FILE: &str = "tether.db";
+/// The SSH host key inside the data dir.
+pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+
+/// What the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub github_api_url: String,
+}
+
+/// An opened server, ready to run.
+pub struct Server {
+    pub host_key: HostKey,
+    pub store: Store,
+    pub gateway: Gateway,
+}
+
+impl Server {
+    /// Creates the data dir (0700), opens the database, forgets runners left over from a crash,
+    /// and loads or creates the host key.
+    pub async fn open(config: &ServerConfig) -> anyhow::Result<Server> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        let store = Store::open(&dir.join(DATABASE_FILE)).await.context("opening the database")?;
+        let stale = store.clear_runners().await?;
+        if stale > 0 {
+            tracing::info!(runners = stale, "removed runners left over from an earlier run");
+        }
+        let host_key = HostKey::load_or_create(&dir.join(HOST_KEY_FILE))?;
+        let github = GitHub::new(&config.github_api_url).context("configuring the GitHub client")?;
+        let keyring = Keyring::new(Arc::new(github.clone()));
+        let gateway = Gateway::new(store.clone(), keyring, Some(github));
+        Ok(Server { host_key, store, gateway })
+    }
+
+    /// Runs SSH and HTTP until `shutdown` resolves or one of them fails.
+    pub async fn run(self, ssh: TcpListener, http: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let state = AppState { store: self.store.clone() };
+        let mut ssh_task = tokio::spawn(crate::ssh::server::serve(ssh, self.host_key, self.gateway, stopped(stop_rx.clone())));
+        let mut http_task = tokio::spawn(http::serve(http, state, stopped(stop_rx)));
+        let early = tokio::select! {
+            () = shutdown => None,
+            result = &mut ssh_task => Some(("ssh", result)),
+            result = &mut http_task => Some(("http", result)),
+        };
+        let _ = stop_tx.send(true);
+        if let Some((which, result)) = early {
+            result.with_context(|| format!("the {which} server panicked"))??;
+            anyhow::bail!("the {which} server stopped on its own");
+        }
+        ssh_task.await.context("the ssh server panicked")??;
+        http_task.await.context("the http server panicked")??;
+        Ok(())
+    }
+}

@@ -1,0 +1,133 @@
+//! What a reverse forward means: a runner. Its registration calls `Info` through a forwarded
+//! channel, in a task of its own, and records the runner or closes the session saying why.
+
+use std::time::Duration;
+
+use russh::server::Handle;
+
+use super::Gateway;
+use super::sessions::LiveRunner;
+use crate::runner::RunnerClient;
+
+/// How long a new runner has to answer `Info`.
+pub const RUNNER_INFO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a runner's forward points, as the client registered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardTarget {
+    /// `-R /laptop:/local.sock`: the runner is named by the last path segment.
+    Streamlocal { path: String },
+    /// `-R laptop:0:localhost:PORT`: named by the bind address, unless that is OpenSSH's
+    /// default (`localhost` or empty), when the runner's own name is used.
+    Tcp { address: String, port: u32 },
+}
+
+impl ForwardTarget {
+    /// The name the forward gives the runner, if it gives one.
+    pub fn name_hint(&self) -> Option<String> {
+        let name = match self {
+            ForwardTarget::Streamlocal { path } => path.rsplit('/').next().unwrap_or(""),
+            ForwardTarget::Tcp { address, .. } if address.is_empty() || address == "localhost" => "",
+            ForwardTarget::Tcp { address, .. } => address,
+        };
+        is_runner_name(name).then(|| name.to_string())
+    }
+
+    async fn open(&self, handle: &Handle) -> std::io::Result<russh::ChannelStream<russh::server::Msg>> {
+        let channel = match self {
+            ForwardTarget::Streamlocal { path } => handle.channel_open_forwarded_streamlocal(path.clone()).await,
+            ForwardTarget::Tcp { address, port } => {
+                handle.channel_open_forwarded_tcpip(address.clone(), *port, "127.0.0.1", 0).await
+            }
+        };
+        channel.map(|c| c.into_stream()).map_err(|e| std::io::Error::other(format!("opening a forwarded channel: {e}")))
+    }
+}
+
+/// Runner names: what a person would type, and what fits in a path segment.
+pub fn is_runner_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Registers the runner behind a new forward, in the background.
+pub fn spawn_registration(gateway: Gateway, handle: Handle, session: String, login: String, target: ForwardTarget) {
+    tokio::spawn(async move {
+        if let Err(why) = register(&gateway, &handle, &session, &login, &target).await {
+            tracing::warn!(login, session, ?target, %why, "refused a runner");
+            let message = format!("tether: runner refused: {why}");
+            let _ = handle.disconnect(russh::Disconnect::ByApplication, message, String::new()).await;
+        }
+    });
+}
+
+async fn register(gateway: &Gateway, handle: &Handle, session: &str, login: &str, target: &ForwardTarget) -> anyhow::Result<()> {
+    let connect = {
+        let (handle, target) = (handle.clone(), target.clone());
+        move || {
+            let (handle, target) = (handle.clone(), target.clone());
+            async move { target.open(&handle).await }
+        }
+    };
+    let mut client = RunnerClient::over(connect).await?;
+    let info = tokio::time::timeout(RUNNER_INFO_TIMEOUT, client.info())
+        .await
+        .map_err(|_| anyhow::anyhow!("it did not answer Info within {}s", RUNNER_INFO_TIMEOUT.as_secs()))?
+        .map_err(|e| anyhow::anyhow!("Info failed: {e}"))?;
+    let name = match target.name_hint() {
+        Some(name) => name,
+        None if is_runner_name(&info.name) => info.name.clone(),
+        None => anyhow::bail!("its name {:?} is not a valid runner name", info.name),
+    };
+    tracing::info!(login, name, os = info.os, arch = info.arch, capacity = info.capacity, "runner connected");
+    let runner = LiveRunner { owner: login.to_string(), name, info, client, session: session.to_string() };
+    gateway.add_runner(runner).await
+}
+
+/// Removes the runner of a cancelled forward.
+pub async fn cancel(gateway: &Gateway, login: &str, session: &str, target: &ForwardTarget) {
+    let names: Vec<String> = match target.name_hint() {
+        Some(name) => vec![name],
+        // Named by `Info`: find it among this session's runners.
+        None => gateway.runners_of(login).into_iter().filter(|r| r.session == session).map(|r| r.name).collect(),
+    };
+    for name in names {
+        gateway.remove_runner(login, &name, session).await;
+    }
+}
+
+/// What `ssh HOST status` prints: the user's own runners.
+pub async fn status_text(gateway: &Gateway, login: &str) -> String {
+    let runners = match gateway.store().runners().await {
+        Ok(runners) => runners,
+        Err(e) => return format!("tether: cannot list runners: {e}\n"),
+    };
+    let mine: Vec<_> = runners.into_iter().filter(|r| r.owner.eq_ignore_ascii_case(login)).collect();
+    if mine.is_empty() {
+        return format!("{login} has no runners connected\n");
+    }
+    let mut text = String::new();
+    for r in mine {
+        let labels = if r.labels.is_empty() { "-".to_string() } else { r.labels.join(",") };
+        let since = humantime::format_rfc3339_seconds(r.connected_at);
+        text.push_str(&format!("{}\t{}/{}\tlabels {labels}\tcapacity {}\tconnected {since}\n", r.name, r.os, r.arch, r.capacity));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwards_name_their_runner() {
+        let local = |p: &str| ForwardTarget::Streamlocal { path: p.into() }.name_hint();
+        let tcp = |a: &str| ForwardTarget::Tcp { address: a.into(), port: 0 }.name_hint();
+        assert_eq!(local("/laptop").as_deref(), Some("laptop"));
+        assert_eq!(local("/runners/big-box").as_deref(), Some("big-box"));
+        assert_eq!(local("/"), None);
+        assert_eq!(local("/bad name"), None);
+        assert_eq!(tcp("laptop").as_deref(), Some("laptop"));
+        assert_eq!(tcp("localhost"), None);
+        assert_eq!(tcp(""), None);
+    }
+}

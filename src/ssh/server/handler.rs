@@ -1,0 +1,228 @@
+//! The russh handler of one connection: turns protocol callbacks into decisions of the gateway,
+//! refusing everything a runner connection does not need.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use russh::keys::PublicKey;
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
+
+use super::forward::{self, ForwardTarget};
+use super::{Gateway, MAX_FORWARDS_PER_SESSION, MAX_SESSIONS_PER_USER};
+
+/// The one command a session may run: it lists the user's runners.
+const STATUS_COMMAND: &str = "status";
+
+pub struct ConnectionHandler {
+    gateway: Gateway,
+    session_id: String,
+    peer: SocketAddr,
+    login: Option<String>,
+    authenticated: Arc<AtomicBool>,
+    forwards: usize,
+    /// Port numbers handed out for `tcpip-forward` with port 0; nothing is ever bound.
+    next_port: u32,
+}
+
+impl ConnectionHandler {
+    pub fn new(gateway: Gateway, session_id: String, peer: SocketAddr) -> ConnectionHandler {
+        ConnectionHandler {
+            gateway,
+            session_id,
+            peer,
+            login: None,
+            authenticated: Arc::default(),
+            forwards: 0,
+            next_port: FIRST_ASSIGNED_PORT,
+        }
+    }
+
+    pub fn authenticated_flag(&self) -> Arc<AtomicBool> {
+        self.authenticated.clone()
+    }
+
+    async fn key_allowed(&self, user: &str, key: &PublicKey) -> bool {
+        if !is_github_login(user) {
+            tracing::info!(peer = %self.peer, user, "refused: not a GitHub login");
+            return false;
+        }
+        match self.gateway.keyring().allows(user, key).await {
+            Ok(allowed) => allowed,
+            Err(why) => {
+                tracing::info!(peer = %self.peer, user, %why, "refused login");
+                false
+            }
+        }
+    }
+
+    /// Takes a forward slot, or says why not.
+    fn take_forward_slot(&mut self) -> Option<String> {
+        let login = self.login.clone()?;
+        if self.forwards >= MAX_FORWARDS_PER_SESSION {
+            tracing::info!(login, session = %self.session_id, "refused a forward: {MAX_FORWARDS_PER_SESSION} per session");
+            return None;
+        }
+        self.forwards += 1;
+        Some(login)
+    }
+}
+
+/// The first port number given out for `-R NAME:0:…`; any number would do, as none is bound.
+const FIRST_ASSIGNED_PORT: u32 = 40_000;
+
+impl russh::server::Handler for ConnectionHandler {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        Ok(if self.key_allowed(user, offer.public_key).await { Auth::Accept } else { Auth::reject() })
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        if !self.key_allowed(user, key.public_key).await {
+            return Ok(Auth::reject());
+        }
+        if self.gateway.session_count(user) >= MAX_SESSIONS_PER_USER {
+            tracing::info!(user, "refused login: {MAX_SESSIONS_PER_USER} sessions already");
+            return Ok(Auth::reject());
+        }
+        if let Err(e) = self.gateway.store().record_login(user).await {
+            tracing::error!(user, error = %e, "recording a login failed; refusing it");
+            return Ok(Auth::reject());
+        }
+        self.login = Some(user.to_string());
+        Ok(Auth::Accept)
+    }
+
+    async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
+        let login = self.login.clone().unwrap_or_default();
+        self.authenticated.store(true, Ordering::SeqCst);
+        self.gateway.session_started(&self.session_id, &login, session.handle());
+        tracing::info!(login, peer = %self.peer, session = %self.session_id, "logged in");
+        Ok(())
+    }
+
+    async fn channel_open_session(&mut self, _: Channel<Msg>, reply: ChannelOpenHandle, _: &mut Session) -> Result<(), Self::Error> {
+        // Accepted only so that `ssh HOST status` can answer; shells and commands are refused below.
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _: &str,
+        _: u32,
+        reply: ChannelOpenHandle,
+        _: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(login = ?self.login, host, port, "refused a -L forward into the server's network");
+        reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_streamlocal(&mut self, _: Channel<Msg>, _: &str, reply: ChannelOpenHandle, _: &mut Session) -> Result<(), Self::Error> {
+        reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+        Ok(())
+    }
+
+    async fn channel_open_x11(&mut self, _: Channel<Msg>, _: &str, _: u32, reply: ChannelOpenHandle, _: &mut Session) -> Result<(), Self::Error> {
+        reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(&mut self, channel: ChannelId, _: &str, _: u32, _: u32, _: u32, _: u32, _: &[(russh::Pty, u32)], session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn x11_request(&mut self, channel: ChannelId, _: bool, _: &str, _: &str, _: u32, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_failure(channel)
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        refuse_command(channel, session, "this server has no shell")
+    }
+
+    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+        refuse_command(channel, session, &format!("this server has no subsystem {name:?}"))
+    }
+
+    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        if data.trim_ascii() != STATUS_COMMAND.as_bytes() {
+            tracing::info!(login = ?self.login, command = %String::from_utf8_lossy(data), "refused a command");
+            return refuse_command(channel, session, "this server runs no commands");
+        }
+        let login = self.login.clone().unwrap_or_default();
+        let text = forward::status_text(&self.gateway, &login).await;
+        session.channel_success(channel)?;
+        session.data(channel, text.into_bytes())?;
+        session.exit_status_request(channel, 0)?;
+        session.eof(channel)?;
+        session.close(channel)
+    }
+
+    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> Result<bool, Self::Error> {
+        let Some(login) = self.take_forward_slot() else { return Ok(false) };
+        if *port == 0 {
+            *port = self.next_port;
+            self.next_port += 1;
+        }
+        let target = ForwardTarget::Tcp { address: address.to_string(), port: *port };
+        forward::spawn_registration(self.gateway.clone(), session.handle(), self.session_id.clone(), login, target);
+        Ok(true)
+    }
+
+    async fn streamlocal_forward(&mut self, socket_path: &str, session: &mut Session) -> Result<bool, Self::Error> {
+        let Some(login) = self.take_forward_slot() else { return Ok(false) };
+        let target = ForwardTarget::Streamlocal { path: socket_path.to_string() };
+        if target.name_hint().is_none() {
+            tracing::info!(login, socket_path, "refused a forward whose path names no runner");
+            self.forwards -= 1;
+            return Ok(false);
+        }
+        forward::spawn_registration(self.gateway.clone(), session.handle(), self.session_id.clone(), login, target);
+        Ok(true)
+    }
+
+    async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, _: &mut Session) -> Result<bool, Self::Error> {
+        let target = ForwardTarget::Tcp { address: address.to_string(), port };
+        self.cancel(target).await
+    }
+
+    async fn cancel_streamlocal_forward(&mut self, socket_path: &str, _: &mut Session) -> Result<bool, Self::Error> {
+        self.cancel(ForwardTarget::Streamlocal { path: socket_path.to_string() }).await
+    }
+}
+
+impl ConnectionHandler {
+    async fn cancel(&mut self, target: ForwardTarget) -> Result<bool, russh::Error> {
+        let Some(login) = self.login.clone() else { return Ok(false) };
+        forward::cancel(&self.gateway, &login, &self.session_id, &target).await;
+        self.forwards = self.forwards.saturating_sub(1);
+        Ok(true)
+    }
+}
+
+/// Says why on stderr, fails the request and closes the channel.
+fn refuse_command(channel: ChannelId, session: &mut Session, why: &str) -> Result<(), russh::Error> {
+    let text = format!("tether: {why}; connect a runner with `ssh -N -R /NAME:SOCKET …`, or run `status`\n");
+    session.channel_failure(channel)?;
+    session.extended_data(channel, 1, text.into_bytes())?;
+    session.exit_status_request(channel, 1)?;
+    session.eof(channel)?;
+    session.close(channel)
+}
+
+/// GitHub logins: alphanumerics and single inner hyphens, at most 39 characters.
+pub fn is_github_login(login: &str) -> bool {
+    !login.is_empty()
+        && login.len() <= 39
+        && login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !login.starts_with('-')
+        && !login.ends_with('-')
+        && !login.contains("--")
+}

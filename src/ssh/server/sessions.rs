@@ -1,0 +1,172 @@
+//! The gateway's shared state: who is logged in, and which runners are connected through which
+//! session. SQLite keeps the runner list for pages and the API; this keeps the live connections.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::keyring::Keyring;
+use crate::core::RunnerInfo;
+use crate::github::GitHub;
+use crate::runner::RunnerClient;
+use crate::store::{NewRunner, Store};
+
+/// A runner connected right now, and the client to reach it.
+#[derive(Clone)]
+pub struct LiveRunner {
+    pub owner: String,
+    pub name: String,
+    pub info: RunnerInfo,
+    pub client: RunnerClient,
+    pub session: String,
+}
+
+struct SessionEntry {
+    login: String,
+    handle: russh::server::Handle,
+}
+
+/// Shared by every connection of the SSH server.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    keyring: Keyring,
+    github: Option<GitHub>,
+    /// Distinguishes this process's session ids from those of an earlier run.
+    boot: u32,
+    next_session: AtomicU64,
+    sessions: Mutex<HashMap<String, SessionEntry>>,
+    runners: Mutex<HashMap<(String, String), LiveRunner>>,
+}
+
+impl Gateway {
+    pub fn new(store: Store, keyring: Keyring, github: Option<GitHub>) -> Gateway {
+        let inner = Inner {
+            store,
+            keyring,
+            github,
+            boot: rand::random(),
+            next_session: AtomicU64::new(1),
+            sessions: Mutex::default(),
+            runners: Mutex::default(),
+        };
+        Gateway { inner: Arc::new(inner) }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    pub(super) fn new_session_id(&self) -> String {
+        let n = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n}", self.inner.boot)
+    }
+
+    /// How many sessions `login` holds.
+    pub(super) fn session_count(&self, login: &str) -> usize {
+        let sessions = self.inner.sessions.lock().expect("sessions lock poisoned");
+        sessions.values().filter(|s| s.login.eq_ignore_ascii_case(login)).count()
+    }
+
+    pub(super) fn session_started(&self, id: &str, login: &str, handle: russh::server::Handle) {
+        let entry = SessionEntry { login: login.to_string(), handle };
+        self.inner.sessions.lock().expect("sessions lock poisoned").insert(id.to_string(), entry);
+        self.learn_user_id(login);
+    }
+
+    /// Forgets a session and removes its runners, at once.
+    pub(super) async fn session_ended(&self, id: &str) {
+        self.inner.sessions.lock().expect("sessions lock poisoned").remove(id);
+        self.inner.runners.lock().expect("runners lock poisoned").retain(|_, r| r.session != id);
+        match self.inner.store.remove_session_runners(id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(session = id, runners = n, "session closed; its runners are gone"),
+            Err(e) => tracing::error!(session = id, error = %e, "removing the runners of a closed session failed"),
+        }
+    }
+
+    /// Records a runner; an older runner of the same owner and name is replaced and its
+    /// session closed.
+    pub(super) async fn add_runner(&self, runner: LiveRunner) -> anyhow::Result<()> {
+        let record = NewRunner {
+            owner: runner.owner.clone(),
+            name: runner.name.clone(),
+            os: runner.info.os.clone(),
+            arch: runner.info.arch.clone(),
+            labels: runner.info.labels.clone(),
+            capacity: runner.info.capacity,
+            session: runner.session.clone(),
+        };
+        let replaced = self.inner.store.add_runner(record).await?;
+        let key = (runner.owner.to_ascii_lowercase(), runner.name.clone());
+        let session = runner.session.clone();
+        self.inner.runners.lock().expect("runners lock poisoned").insert(key, runner);
+        if let Some(old) = replaced.filter(|old| *old != session) {
+            self.close_session(&old, "a new runner with the same name connected").await;
+        }
+        Ok(())
+    }
+
+    /// Removes one runner of a session (its forward was cancelled).
+    pub(super) async fn remove_runner(&self, owner: &str, name: &str, session: &str) {
+        let key = (owner.to_ascii_lowercase(), name.to_string());
+        let mut runners = self.inner.runners.lock().expect("runners lock poisoned");
+        if runners.get(&key).is_some_and(|r| r.session == session) {
+            runners.remove(&key);
+        }
+        drop(runners);
+        if let Err(e) = self.inner.store.remove_runner(owner, name, session).await {
+            tracing::error!(owner, name, error = %e, "removing a runner failed");
+        }
+    }
+
+    /// The runners of `owner` connected right now.
+    pub fn runners_of(&self, owner: &str) -> Vec<LiveRunner> {
+        let runners = self.inner.runners.lock().expect("runners lock poisoned");
+        runners.values().filter(|r| r.owner.eq_ignore_ascii_case(owner)).cloned().collect()
+    }
+
+    pub(super) async fn close_session(&self, id: &str, reason: &str) {
+        let handle = self.inner.sessions.lock().expect("sessions lock poisoned").get(id).map(|s| s.handle.clone());
+        if let Some(handle) = handle {
+            tracing::info!(session = id, reason, "closing a session");
+            let _ = handle.disconnect(russh::Disconnect::ByApplication, reason.to_string(), String::new()).await;
+        }
+    }
+
+    pub(super) async fn close_all(&self, reason: &str) {
+        let ids: Vec<String> = self.inner.sessions.lock().expect("sessions lock poisoned").keys().cloned().collect();
+        for id in ids {
+            self.close_session(&id, reason).await;
+        }
+    }
+
+    /// Remembers the GitHub id of a login the first time it is seen, in the background: a
+    /// failure here must not fail the login.
+    fn learn_user_id(&self, login: &str) {
+        let Some(github) = self.inner.github.clone() else { return };
+        let store = self.inner.store.clone();
+        let login = login.to_string();
+        tokio::spawn(async move {
+            if matches!(store.user_id(&login).await, Ok(Some(_))) {
+                return;
+            }
+            match github.user(&login).await {
+                Ok(user) => {
+                    if let Err(e) = store.set_user_id(&login, user.id).await {
+                        tracing::warn!(login, error = %e, "storing a GitHub user id failed");
+                    }
+                }
+                Err(e) => tracing::warn!(login, error = %e, "looking up a GitHub user id failed"),
+            }
+        });
+    }
+}

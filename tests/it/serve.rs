@@ -1,0 +1,170 @@
+//! Harness for the server: `tether serve` as a real process, OpenSSH clients with generated keys,
+//! and plain HTTP requests.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::harness::TETHER;
+
+/// A `tether serve` process on ports the system chose, with its data dir.
+pub struct TetherServer {
+    pub data_dir: PathBuf,
+    pub ssh_port: u16,
+    pub http_url: String,
+    pub fingerprint: String,
+    github_url: String,
+    child: tokio::process::Child,
+}
+
+impl TetherServer {
+    pub async fn start(data_dir: &Path, github_url: &str) -> TetherServer {
+        let mut child = tokio::process::Command::new(TETHER)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--github-api-url", github_url])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting tether serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut ssh_port, mut http_url, mut fingerprint) = (None, None, None);
+        while ssh_port.is_none() || http_url.is_none() || fingerprint.is_none() {
+            let line = lines.next_line().await.unwrap().expect("tether serve exited before it listened");
+            if let Some(rest) = line.strip_prefix("tether: ssh listening on ") {
+                ssh_port = rest.rsplit(':').next().and_then(|p| p.parse().ok());
+            } else if let Some(rest) = line.strip_prefix("tether: http listening on ") {
+                http_url = rest.split_whitespace().next().map(String::from);
+            } else if let Some(rest) = line.strip_prefix("tether: ssh host key ") {
+                fingerprint = Some(rest.to_string());
+            }
+        }
+        // Keep reading so that the server never blocks on a full stdout pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        TetherServer {
+            data_dir: data_dir.to_path_buf(),
+            ssh_port: ssh_port.unwrap(),
+            http_url: http_url.unwrap(),
+            fingerprint: fingerprint.unwrap(),
+            github_url: github_url.to_string(),
+            child,
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit; returns its exit code.
+    pub async fn stop(mut self) -> Option<i32> {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.unwrap().unwrap();
+        status.code()
+    }
+
+    /// Stops it and starts it again on the same data dir (on new ports).
+    pub async fn restart(self) -> TetherServer {
+        let (dir, github) = (self.data_dir.clone(), self.github_url.clone());
+        assert_eq!(self.stop().await, Some(0), "tether serve did not exit cleanly on SIGTERM");
+        TetherServer::start(&dir, &github).await
+    }
+
+    /// The server's host key as a known_hosts line for 127.0.0.1 on its port.
+    pub fn known_hosts_line(&self) -> String {
+        let key = self.data_dir.join("ssh_host_ed25519_key");
+        let public = std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(key).output().unwrap();
+        assert!(public.status.success());
+        format!("[127.0.0.1]:{} {}", self.ssh_port, String::from_utf8_lossy(&public.stdout).trim())
+    }
+
+    /// `GET path` on the HTTP server: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.http_url, path).await
+    }
+
+    /// The JSON of `GET /api/v1/runners`.
+    pub async fn runners(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.get("/api/v1/runners").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until the runner list satisfies `condition`, polling; returns whether it did.
+    pub async fn wait_for_runners(&self, limit: Duration, condition: impl Fn(&[serde_json::Value]) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if condition(&self.runners().await) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for TetherServer {
+    fn drop(&mut self) {
+        let status = self.child.try_wait().expect("checking tether serve");
+        if let Some(status) = status.filter(|_| !std::thread::panicking()) {
+            panic!("tether serve died during the test: {status}");
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET, so the tests need no HTTP client crate.
+pub async fn http_get(base: &str, path: &str) -> (u16, String) {
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// A generated ed25519 key pair for the OpenSSH client.
+pub struct SshKey {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub public: String,
+}
+
+impl SshKey {
+    pub fn generate() -> SshKey {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("id_ed25519");
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_string();
+        SshKey { _dir: dir, path, public }
+    }
+}
+
+/// An OpenSSH client command for `login@127.0.0.1` on the server, checking its host key, with
+/// `options` before the destination; a remote command can be added after.
+pub fn ssh(server: &TetherServer, key: &SshKey, login: &str, known_hosts: &Path, options: &[&str]) -> tokio::process::Command {
+    std::fs::write(known_hosts, format!("{}\n", server.known_hosts_line())).unwrap();
+    let mut command = tokio::process::Command::new("ssh");
+    command
+        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .arg("-i")
+        .arg(&key.path)
+        .args(["-p", &server.ssh_port.to_string(), "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR"])
+        .args(options)
+        .arg(format!("{login}@127.0.0.1"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
