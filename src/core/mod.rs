@@ -4,11 +4,14 @@
 //! Everything here is plain data and pure functions, so it is tested without sockets, processes
 //! or files.
 
+pub mod command;
 pub mod config;
+pub mod dispatch;
 pub mod duration;
 pub mod fields;
 pub mod filter;
 pub mod run;
+pub mod signature;
 pub mod thunk;
 
 pub use config::{Check, Command, Config, ConfigError, EventKind};

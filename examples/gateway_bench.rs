@@ -1,0 +1,165 @@
+//! Gateway capacity: SSH handshakes per second, and idle runner sessions held with the server's
+//! memory per session. Prints a table; figures are medians of several rounds.
+//!
+//! `cargo run --release --example gateway_bench [-- SESSIONS…]` (default: 2000 10000)
+//!
+//! The server runs in this process with a stand-in for GitHub's key API; idle sessions are held
+//! by a child process (this program, re-run as `client`), so the memory measured is the server's.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg};
+use tether::ssh::host_key::HostKey;
+use tether::ssh::server::{Gateway, KeyLookupError, KeySource, Keyring};
+use tether::store::Store;
+
+/// Handshake rounds, each this long, with this many connections at once.
+const HANDSHAKE_ROUNDS: usize = 3;
+const HANDSHAKE_ROUND: Duration = Duration::from_secs(3);
+const HANDSHAKE_CONCURRENCY: usize = 8;
+
+struct StaticKeys(Vec<String>);
+
+impl KeySource for StaticKeys {
+    fn keys<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<String>, KeyLookupError>> {
+        Box::pin(async move { Ok(self.0.clone()) })
+    }
+}
+
+struct Client;
+
+impl russh::client::Handler for Client {
+    type Error = russh::Error;
+    async fn check_server_key(&mut self, _: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        Ok(true)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("client") {
+        return hold_sessions(&args[2], &args[3], args[4].parse()?).await;
+    }
+    raise_fd_limit();
+    let dir = tempfile::tempdir()?;
+    let client_key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)?;
+    let key_file = dir.path().join("client_key");
+    std::fs::write(&key_file, client_key.to_openssh(russh::keys::ssh_key::LineEnding::LF)?.as_bytes())?;
+    let store = Store::open(&dir.path().join("bench.db")).await?;
+    let keyring = Keyring::new(Arc::new(StaticKeys(vec![client_key.public_key().to_openssh()?])));
+    let gateway = Gateway::new(store, keyring, None);
+    let host_key = HostKey::load_or_create(&dir.path().join("host_key"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    tokio::spawn(tether::ssh::server::serve(listener, host_key, gateway, std::future::pending()));
+
+    println!("| measure | value | goal |\n| --- | --- | --- |");
+    let rates = handshake_rates(&addr, Arc::new(client_key)).await;
+    println!("| SSH handshakes per second (median of {HANDSHAKE_ROUNDS}, {HANDSHAKE_CONCURRENCY} at once) | {:.0} | none set |", median(rates));
+    let counts: Vec<usize> = if args.len() > 1 { args[1..].iter().map(|a| a.parse()).collect::<Result<_, _>>()? } else { vec![2000, 10_000] };
+    for count in counts {
+        match idle_sessions(&addr, &key_file, count).await {
+            Ok((held, per_session)) => println!("| idle sessions held (of {count}) / server RSS per session | {held} / {:.1} KiB | 2,000, then 10,000 |", per_session / 1024.0),
+            Err(e) => println!("| idle sessions ({count}) | failed: {e:#} | |"),
+        }
+    }
+    Ok(())
+}
+
+async fn handshake_rates(addr: &str, key: Arc<PrivateKey>) -> Vec<f64> {
+    let mut rates = Vec::new();
+    for _ in 0..HANDSHAKE_ROUNDS {
+        let started = Instant::now();
+        let workers = (0..HANDSHAKE_CONCURRENCY).map(|_| {
+            let (addr, key) = (addr.to_string(), key.clone());
+            tokio::spawn(async move {
+                let mut done = 0usize;
+                while started.elapsed() < HANDSHAKE_ROUND {
+                    if login(&addr, key.clone()).await.is_ok() {
+                        done += 1;
+                    }
+                }
+                done
+            })
+        });
+        let total: usize = futures::future::join_all(workers).await.into_iter().map(|r| r.unwrap_or(0)).sum();
+        rates.push(total as f64 / started.elapsed().as_secs_f64());
+    }
+    rates
+}
+
+/// Connects and authenticates as `bench`; returns the open session.
+async fn login(addr: &str, key: Arc<PrivateKey>) -> anyhow::Result<russh::client::Handle<Client>> {
+    let config = Arc::new(russh::client::Config::default());
+    let mut session = russh::client::connect(config, addr, Client).await?;
+    let result = session.authenticate_publickey("bench", PrivateKeyWithHashAlg::new(key, None)).await?;
+    anyhow::ensure!(result.success(), "authentication refused");
+    Ok(session)
+}
+
+/// Starts a child holding `count` sessions; returns how many it held and the server's RSS
+/// growth per session.
+async fn idle_sessions(addr: &str, key_file: &std::path::Path, count: usize) -> anyhow::Result<(usize, f64)> {
+    let before = rss_bytes();
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["client", addr, &key_file.to_string_lossy(), &count.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await??;
+    let held: usize = line.trim().strip_prefix("held ").unwrap_or("0").parse()?;
+    // Let the server finish the sessions' bookkeeping before measuring.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_bytes();
+    let _ = child.stdin.take().map(|mut s| s.write_all(b"\n"));
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok((held, after.saturating_sub(before) as f64 / held.max(1) as f64))
+}
+
+/// The child: opens `count` sessions, says how many it holds, and waits for its stdin to close.
+async fn hold_sessions(addr: &str, key_file: &str, count: usize) -> anyhow::Result<()> {
+    raise_fd_limit();
+    let key = Arc::new(PrivateKey::from_openssh(std::fs::read_to_string(key_file)?)?);
+    let mut sessions = Vec::with_capacity(count);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(64) {
+        let logins = chunk.iter().map(|_| login(addr, key.clone()));
+        for session in futures::future::join_all(logins).await {
+            match session {
+                Ok(session) => sessions.push(session),
+                Err(e) => eprintln!("session {} failed: {e:#}", sessions.len()),
+            }
+        }
+    }
+    println!("held {}", sessions.len());
+    std::io::stdout().flush()?;
+    let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await;
+    Ok(())
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    kib.unwrap_or(0) * 1024
+}
+
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}

@@ -1,0 +1,73 @@
+//! Which runner takes a queued run: one of the right user whose platform and labels fit and that
+//! has a free slot, least loaded first.
+
+use super::config::Check;
+use super::filter::runner_fits;
+
+/// A connected runner as dispatch sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub name: String,
+    pub os: String,
+    pub arch: String,
+    pub labels: Vec<String>,
+    pub capacity: u32,
+    pub in_flight: u32,
+}
+
+/// The index of the runner that should take a run of `check`, or `None` if none can now.
+/// Ties go to the runner with more free slots, then to the name, so that the choice is stable.
+pub fn pick_runner(check: &Check, candidates: &[Candidate]) -> Option<usize> {
+    candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.in_flight < c.capacity && runner_fits(check, &c.os, &c.arch, &c.labels))
+        .min_by(|(_, a), (_, b)| {
+            let load = |c: &Candidate| c.in_flight as f64 / c.capacity as f64;
+            load(a)
+                .total_cmp(&load(b))
+                .then((b.capacity - b.in_flight).cmp(&(a.capacity - a.in_flight)))
+                .then(a.name.cmp(&b.name))
+        })
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Config;
+
+    fn candidate(name: &str, labels: &[&str], capacity: u32, in_flight: u32) -> Candidate {
+        Candidate {
+            name: name.into(),
+            os: "linux".into(),
+            arch: "amd64".into(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            capacity,
+            in_flight,
+        }
+    }
+
+    #[test]
+    fn least_loaded_fitting_runner_with_a_free_slot() {
+        let config = Config::parse("[checks.c]\nrun = \"x\"\nlabels = [\"gpu\"]\n").unwrap();
+        let check = &config.checks["c"];
+        let runners = [
+            candidate("a-no-gpu", &[], 4, 0),
+            candidate("b-full", &["gpu"], 2, 2),
+            candidate("c-half", &["gpu"], 2, 1),
+            candidate("d-quarter", &["gpu"], 4, 1),
+        ];
+        assert_eq!(pick_runner(check, &runners), Some(3));
+        assert_eq!(pick_runner(check, &runners[..3]), Some(2));
+        assert_eq!(pick_runner(check, &runners[..2]), None);
+    }
+
+    #[test]
+    fn ties_prefer_more_free_slots_then_the_name() {
+        let config = Config::parse("[checks.c]\nrun = \"x\"\n").unwrap();
+        let check = &config.checks["c"];
+        let runners = [candidate("z", &[], 1, 0), candidate("y", &[], 2, 0), candidate("x", &[], 2, 0)];
+        assert_eq!(pick_runner(check, &runners), Some(2));
+    }
+}
