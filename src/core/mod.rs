@@ -9,6 +9,7 @@ pub mod config;
 pub mod dispatch;
 pub mod duration;
 pub mod fields;
+pub mod report;
 pub mod filter;
 pub mod run;
 pub mod signature;

@@ -1,0 +1,139 @@
+//! What a check run says on GitHub: its title, summary and text, always within GitHub's limits.
+
+use std::time::Duration;
+
+use super::duration;
+use super::run::Conclusion;
+
+/// GitHub's limit on a check run's `output.summary` and `output.text`, in characters.
+pub const GITHUB_OUTPUT_MAX_CHARS: usize = 65_535;
+/// How many of the log's last lines a finished check run shows.
+pub const LOG_TAIL_LINES: usize = 50;
+
+/// A check run's `output`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutput {
+    pub title: String,
+    pub summary: String,
+    pub text: Option<String>,
+}
+
+/// The output of a run that waits for a runner of `login`.
+pub fn queued(login: &str, connect_command: &str) -> CheckOutput {
+    CheckOutput {
+        title: format!("Waiting for a runner of @{login}"),
+        summary: limit(
+            &format!(
+                "This check runs on a machine of @{login}, who caused it, and none is connected.\n\n\
+                 Connect one with:\n\n```\n{connect_command}\n```"
+            ),
+            "",
+        ),
+        text: None,
+    }
+}
+
+/// What a finished run reports.
+pub struct Finished<'a> {
+    pub conclusion: Conclusion,
+    pub duration: Duration,
+    /// `login/name`.
+    pub runner: &'a str,
+    /// `exit 1`, `signal 9 (SIGKILL)`, `error: …`.
+    pub exit: &'a str,
+    pub run_url: &'a str,
+    /// The log's last lines, as plain text.
+    pub log_tail: &'a str,
+}
+
+pub fn finished(f: &Finished<'_>) -> CheckOutput {
+    let title = match f.conclusion {
+        Conclusion::Success => format!("Passed in {}", duration::format(f.duration)),
+        Conclusion::Failure => format!("Failed ({})", f.exit),
+        Conclusion::TimedOut => format!("Timed out after {}", duration::format(f.duration)),
+        Conclusion::Cancelled => "Cancelled".to_string(),
+    };
+    let summary = format!(
+        "| | |\n| --- | --- |\n| duration | {} |\n| runner | `{}` |\n| exit status | `{}` |\n\n[The whole log]({})",
+        duration::format(f.duration),
+        f.runner,
+        f.exit,
+        f.run_url
+    );
+    let tail = format!("```\n{}\n```", f.log_tail.replace("```", "`\u{200b}``"));
+    CheckOutput { title, summary: limit(&summary, f.run_url), text: Some(limit(&tail, f.run_url)) }
+}
+
+/// Cuts `text` to GitHub's limit, saying where the rest is.
+pub fn limit(text: &str, link: &str) -> String {
+    if text.chars().count() <= GITHUB_OUTPUT_MAX_CHARS {
+        return text.to_string();
+    }
+    let note = format!("\n\n… cut to fit GitHub's limit; the whole log is at {link}");
+    let keep = GITHUB_OUTPUT_MAX_CHARS - note.chars().count();
+    let mut cut: String = text.chars().take(keep).collect();
+    cut.push_str(&note);
+    cut
+}
+
+/// The last `lines` lines of `log` (a final newline does not start another line).
+pub fn tail(log: &str, lines: usize) -> &str {
+    let body = log.strip_suffix('\n').unwrap_or(log);
+    let mut seen = 0;
+    for (i, byte) in body.bytes().enumerate().rev() {
+        if byte == b'\n' {
+            seen += 1;
+            if seen == lines {
+                return &log[i + 1..];
+            }
+        }
+    }
+    log
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_output_is_cut_with_a_link() {
+        let text = "é".repeat(70_000);
+        let cut = limit(&text, "https://ci.example/runs/7");
+        assert_eq!(cut.chars().count(), GITHUB_OUTPUT_MAX_CHARS);
+        assert!(cut.ends_with("the whole log is at https://ci.example/runs/7"));
+        assert_eq!(limit("short", "x"), "short");
+    }
+
+    #[test]
+    fn finished_output_names_duration_runner_exit_and_link() {
+        let log = (1..=80).map(|i| format!("line {i}\n")).collect::<String>();
+        let output = finished(&Finished {
+            conclusion: Conclusion::Failure,
+            duration: Duration::from_secs(75),
+            runner: "alice/laptop",
+            exit: "exit 2",
+            run_url: "https://ci.example/runs/7",
+            log_tail: tail(&log, LOG_TAIL_LINES),
+        });
+        assert_eq!(output.title, "Failed (exit 2)");
+        assert!(output.summary.contains("| duration | 1m15s |") && output.summary.contains("`alice/laptop`"));
+        assert!(output.summary.contains("(https://ci.example/runs/7)"));
+        let text = output.text.unwrap();
+        assert!(text.contains("line 31\n") && text.contains("line 80\n") && !text.contains("line 30\n"), "{text}");
+    }
+
+    #[test]
+    fn queued_output_says_how_to_connect() {
+        let output = queued("alice", "tether runner --connect alice@ci.example.com:6455");
+        assert!(output.title.contains("@alice"));
+        assert!(output.summary.contains("tether runner --connect alice@ci.example.com:6455"));
+    }
+
+    #[test]
+    fn tails() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail("a\n", 5), "a\n");
+        assert_eq!(tail("", 5), "");
+    }
+}
