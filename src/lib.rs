@@ -6,7 +6,8 @@
 pub mod cli;
 pub mod core;
 pub mod exec;
-pub mod runner;
 pub mod http;
+pub mod runner;
 pub mod server;
 pub mod ssh;
+pub mod store;
