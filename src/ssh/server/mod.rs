@@ -49,7 +49,7 @@ fn config(host_key: &HostKey) -> Arc<russh::server::Config> {
         nodelay: true,
         ..Default::default()
     };
-    config.server_id = russh::SshId::Standard(format!("SSH-2.0-tether_{}", env!("CARGO_PKG_VERSION")));
+    config.server_id = russh::SshId::Standard(format!("SSH-2.0-tether_{}", env!("CARGO_PKG_VERSION")).into());
     Arc::new(config)
 }
 

@@ -118,11 +118,12 @@ impl Gateway {
     /// Removes one runner of a session (its forward was cancelled).
     pub(super) async fn remove_runner(&self, owner: &str, name: &str, session: &str) {
         let key = (owner.to_ascii_lowercase(), name.to_string());
-        let mut runners = self.inner.runners.lock().expect("runners lock poisoned");
-        if runners.get(&key).is_some_and(|r| r.session == session) {
-            runners.remove(&key);
+        {
+            let mut runners = self.inner.runners.lock().expect("runners lock poisoned");
+            if runners.get(&key).is_some_and(|r| r.session == session) {
+                runners.remove(&key);
+            }
         }
-        drop(runners);
         if let Err(e) = self.inner.store.remove_runner(owner, name, session).await {
             tracing::error!(owner, name, error = %e, "removing a runner failed");
         }
