@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod core;
 pub mod exec;
+pub mod github;
 pub mod runner;
