@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod core;
 pub mod exec;
+pub mod github;
 pub mod http;
 pub mod runner;
 pub mod server;

@@ -1,7 +1,10 @@
-//! tether's one integration test binary: real processes, real git, real sockets.
+//! tether's one integration test binary: real processes, real git, real sockets; only GitHub is
+//! faked.
 
+mod fake_github;
 mod gateway;
 mod git_http;
+mod github;
 mod harness;
 mod local_run;
 mod runner;
