@@ -33,7 +33,10 @@ struct Client;
 
 impl russh::client::Handler for Client {
     type Error = russh::Error;
-    async fn check_server_key(&mut self, _: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        _: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         Ok(true)
     }
 }
@@ -48,7 +51,10 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let client_key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)?;
     let key_file = dir.path().join("client_key");
-    std::fs::write(&key_file, client_key.to_openssh(russh::keys::ssh_key::LineEnding::LF)?.as_bytes())?;
+    std::fs::write(
+        &key_file,
+        client_key.to_openssh(russh::keys::ssh_key::LineEnding::LF)?.as_bytes(),
+    )?;
     let store = Store::open(&dir.path().join("bench.db")).await?;
     let keyring = Keyring::new(Arc::new(StaticKeys(vec![client_key.public_key().to_openssh()?])));
     let gateway = Gateway::new(store, keyring, None);
@@ -59,11 +65,21 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| measure | value | goal |\n| --- | --- | --- |");
     let rates = handshake_rates(&addr, Arc::new(client_key)).await;
-    println!("| SSH handshakes per second (median of {HANDSHAKE_ROUNDS}, {HANDSHAKE_CONCURRENCY} at once) | {:.0} | none set |", median(rates));
-    let counts: Vec<usize> = if args.len() > 1 { args[1..].iter().map(|a| a.parse()).collect::<Result<_, _>>()? } else { vec![2000, 10_000] };
+    println!(
+        "| SSH handshakes per second (median of {HANDSHAKE_ROUNDS}, {HANDSHAKE_CONCURRENCY} at once) | {:.0} | none set |",
+        median(rates)
+    );
+    let counts: Vec<usize> = if args.len() > 1 {
+        args[1..].iter().map(|a| a.parse()).collect::<Result<_, _>>()?
+    } else {
+        vec![2000, 10_000]
+    };
     for count in counts {
         match idle_sessions(&addr, &key_file, count).await {
-            Ok((held, per_session)) => println!("| idle sessions held (of {count}) / server RSS per session | {held} / {:.1} KiB | 2,000, then 10,000 |", per_session / 1024.0),
+            Ok((held, per_session)) => println!(
+                "| idle sessions held (of {count}) / server RSS per session | {held} / {:.1} KiB | 2,000, then 10,000 |",
+                per_session / 1024.0
+            ),
             Err(e) => println!("| idle sessions ({count}) | failed: {e:#} | |"),
         }
     }
@@ -86,7 +102,8 @@ async fn handshake_rates(addr: &str, key: Arc<PrivateKey>) -> Vec<f64> {
                 done
             })
         });
-        let total: usize = futures::future::join_all(workers).await.into_iter().map(|r| r.unwrap_or(0)).sum();
+        let total: usize =
+            futures::future::join_all(workers).await.into_iter().map(|r| r.unwrap_or(0)).sum();
         rates.push(total as f64 / started.elapsed().as_secs_f64());
     }
     rates
@@ -96,14 +113,19 @@ async fn handshake_rates(addr: &str, key: Arc<PrivateKey>) -> Vec<f64> {
 async fn login(addr: &str, key: Arc<PrivateKey>) -> anyhow::Result<russh::client::Handle<Client>> {
     let config = Arc::new(russh::client::Config::default());
     let mut session = russh::client::connect(config, addr, Client).await?;
-    let result = session.authenticate_publickey("bench", PrivateKeyWithHashAlg::new(key, None)).await?;
+    let result =
+        session.authenticate_publickey("bench", PrivateKeyWithHashAlg::new(key, None)).await?;
     anyhow::ensure!(result.success(), "authentication refused");
     Ok(session)
 }
 
 /// Starts a child holding `count` sessions; returns how many it held and the server's RSS
 /// growth per session.
-async fn idle_sessions(addr: &str, key_file: &std::path::Path, count: usize) -> anyhow::Result<(usize, f64)> {
+async fn idle_sessions(
+    addr: &str,
+    key_file: &std::path::Path,
+    count: usize,
+) -> anyhow::Result<(usize, f64)> {
     let before = rss_bytes();
     let mut child = std::process::Command::new(std::env::current_exe()?)
         .args(["client", addr, &key_file.to_string_lossy(), &count.to_string()])
@@ -148,7 +170,10 @@ async fn hold_sessions(addr: &str, key_file: &str, count: usize) -> anyhow::Resu
 
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
     kib.unwrap_or(0) * 1024
 }
 

@@ -39,7 +39,8 @@ impl Server {
     /// and loads or creates the host key.
     pub async fn open(config: &ServerConfig) -> anyhow::Result<Server> {
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating data dir {}", dir.display()))?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let store = Store::open(&dir.join(DATABASE_FILE)).await.context("opening the database")?;
         let stale = store.clear_runners().await?;
@@ -47,20 +48,31 @@ impl Server {
             tracing::info!(runners = stale, "removed runners left over from an earlier run");
         }
         let host_key = HostKey::load_or_create(&dir.join(HOST_KEY_FILE))?;
-        let github = GitHub::new(&config.github_api_url).context("configuring the GitHub client")?;
+        let github =
+            GitHub::new(&config.github_api_url).context("configuring the GitHub client")?;
         let keyring = Keyring::new(Arc::new(github.clone()));
         let gateway = Gateway::new(store.clone(), keyring, Some(github));
         Ok(Server { host_key, store, gateway })
     }
 
     /// Runs SSH and HTTP until `shutdown` resolves or one of them fails.
-    pub async fn run(self, ssh: TcpListener, http: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        ssh: TcpListener,
+        http: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let state = AppState { store: self.store.clone() };
-        let mut ssh_task = tokio::spawn(crate::ssh::server::serve(ssh, self.host_key, self.gateway, stopped(stop_rx.clone())));
+        let mut ssh_task = tokio::spawn(crate::ssh::server::serve(
+            ssh,
+            self.host_key,
+            self.gateway,
+            stopped(stop_rx.clone()),
+        ));
         let mut http_task = tokio::spawn(http::serve(http, state, stopped(stop_rx)));
         let early = tokio::select! {
             () = shutdown => None,

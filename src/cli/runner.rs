@@ -54,11 +54,12 @@ pub async fn main(args: RunnerArgs) -> anyhow::Result<()> {
     let executor = Executor::new(config)?;
     let labels: Vec<String> = args.labels.into_iter().filter(|l| !l.is_empty()).collect();
     let service = RunnerService::new(RunnerIdentity { name: name.clone(), labels }, executor);
+    let shutdown = super::shutdown_signal();
     let bound = args.listen.bind().await?;
     println!(
         "tether runner {name} listening on {} (runs at once: {})",
         bound.describe(),
         args.max_runs
     );
-    serve(bound, service, super::shutdown_signal()).await
+    serve(bound, service, shutdown).await
 }

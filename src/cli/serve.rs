@@ -28,10 +28,18 @@ pub struct ServeArgs {
 }
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
-    let config = ServerConfig { data_dir: args.data_dir.clone(), github_api_url: args.github_api_url.clone() };
+    let config = ServerConfig {
+        data_dir: args.data_dir.clone(),
+        github_api_url: args.github_api_url.clone(),
+    };
+    let shutdown = super::shutdown_signal();
     let server = Server::open(&config).await?;
-    let ssh = TcpListener::bind(&args.ssh_listen).await.with_context(|| format!("binding SSH on {}", args.ssh_listen))?;
-    let http = TcpListener::bind(&args.http_listen).await.with_context(|| format!("binding HTTP on {}", args.http_listen))?;
+    let ssh = TcpListener::bind(&args.ssh_listen)
+        .await
+        .with_context(|| format!("binding SSH on {}", args.ssh_listen))?;
+    let http = TcpListener::bind(&args.http_listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", args.http_listen))?;
     let http_addr = http.local_addr()?;
     let external = args.external_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
     // Tests read these lines to learn the ports they asked the system to choose.
@@ -39,5 +47,5 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
     println!("tether: ssh listening on {}", ssh.local_addr()?);
     println!("tether: http listening on http://{http_addr} (external URL {external})");
     println!("tether: data in {}", args.data_dir.display());
-    server.run(ssh, http, super::shutdown_signal()).await
+    server.run(ssh, http, shutdown).await
 }

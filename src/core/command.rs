@@ -32,7 +32,10 @@ mod tests {
     fn commands() {
         assert_eq!(parse_run_command("/run"), Some(RunCommand::All));
         assert_eq!(parse_run_command("  /run  \nplease"), Some(RunCommand::All));
-        assert_eq!(parse_run_command("/run a b a"), Some(RunCommand::Checks(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            parse_run_command("/run a b a"),
+            Some(RunCommand::Checks(vec!["a".into(), "b".into()]))
+        );
         assert_eq!(parse_run_command("/running"), None);
         assert_eq!(parse_run_command("please /run"), None);
         assert_eq!(parse_run_command(""), None);

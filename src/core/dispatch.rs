@@ -67,7 +67,8 @@ mod tests {
     fn ties_prefer_more_free_slots_then_the_name() {
         let config = Config::parse("[checks.c]\nrun = \"x\"\n").unwrap();
         let check = &config.checks["c"];
-        let runners = [candidate("z", &[], 1, 0), candidate("y", &[], 2, 0), candidate("x", &[], 2, 0)];
+        let runners =
+            [candidate("z", &[], 1, 0), candidate("y", &[], 2, 0), candidate("x", &[], 2, 0)];
         assert_eq!(pick_runner(check, &runners), Some(2));
     }
 }

@@ -116,10 +116,16 @@ mod tests {
             log_tail: tail(&log, LOG_TAIL_LINES),
         });
         assert_eq!(output.title, "Failed (exit 2)");
-        assert!(output.summary.contains("| duration | 1m15s |") && output.summary.contains("`alice/laptop`"));
+        assert!(
+            output.summary.contains("| duration | 1m15s |")
+                && output.summary.contains("`alice/laptop`")
+        );
         assert!(output.summary.contains("(https://ci.example/runs/7)"));
         let text = output.text.unwrap();
-        assert!(text.contains("line 31\n") && text.contains("line 80\n") && !text.contains("line 30\n"), "{text}");
+        assert!(
+            text.contains("line 31\n") && text.contains("line 80\n") && !text.contains("line 30\n"),
+            "{text}"
+        );
     }
 
     #[test]

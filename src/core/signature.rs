@@ -40,7 +40,8 @@ mod tests {
     /// GitHub's documented test vector.
     const SECRET: &[u8] = b"It's a Secret to Everybody";
     const BODY: &[u8] = b"Hello, World!";
-    const SIGNATURE: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    const SIGNATURE: &str =
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
 
     #[test]
     fn githubs_test_vector() {
@@ -53,7 +54,10 @@ mod tests {
         assert_eq!(verify(SECRET, BODY, None), Err(SignatureError::Missing));
         assert_eq!(verify(SECRET, BODY, Some("sha1=abc")), Err(SignatureError::Malformed));
         assert_eq!(verify(SECRET, BODY, Some("sha256=zz")), Err(SignatureError::Malformed));
-        assert_eq!(verify(SECRET, b"Hello, World?", Some(SIGNATURE)), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(SECRET, b"Hello, World?", Some(SIGNATURE)),
+            Err(SignatureError::Mismatch)
+        );
         assert_eq!(verify(b"other", BODY, Some(SIGNATURE)), Err(SignatureError::Mismatch));
     }
 }

@@ -9,9 +9,7 @@ const LOGIN_MAX_CHARS: usize = 39;
 pub fn valid(login: &str) -> Option<&str> {
     let well_formed = !login.is_empty()
         && login.len() <= LOGIN_MAX_CHARS
-        && login
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && login.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !login.starts_with('-')
         && !login.ends_with('-')
         && !login.contains("--");

@@ -73,22 +73,15 @@ impl GitHub {
         // Credentials go here when they come: the GitHub App (`.app(app_id, key)`), and from
         // it installation clients (`Octocrab::installation`) for check runs and contents.
         let api = builder.build().map_err(error::from_octocrab)?;
-        Ok(GitHub {
-            api,
-            request_timeout,
-        })
+        Ok(GitHub { api, request_timeout })
     }
 
     /// `GET /users/{login}/keys`: the user's public keys, as OpenSSH lines ("ssh-ed25519 AAAA…"),
     /// in GitHub's order. Only the first 100: one request per call, and nobody has more.
     pub async fn user_keys(&self, login: &str) -> Result<Vec<String>, GitHubError> {
         let login = login::valid(login).ok_or(GitHubError::NotFound)?;
-        let page = PageQuery {
-            per_page: KEYS_PER_PAGE_MAX,
-        };
-        let keys: Vec<KeyBody> = self
-            .get(&format!("/users/{login}/keys"), Some(&page))
-            .await?;
+        let page = PageQuery { per_page: KEYS_PER_PAGE_MAX };
+        let keys: Vec<KeyBody> = self.get(&format!("/users/{login}/keys"), Some(&page)).await?;
         Ok(keys.into_iter().map(|key| key.key).collect())
     }
 
@@ -96,10 +89,7 @@ impl GitHub {
     pub async fn user(&self, login: &str) -> Result<GitHubUser, GitHubError> {
         let login = login::valid(login).ok_or(GitHubError::NotFound)?;
         let user: UserBody = self.get(&format!("/users/{login}"), None::<&()>).await?;
-        Ok(GitHubUser {
-            id: user.id,
-            login: user.login,
-        })
+        Ok(GitHubUser { id: user.id, login: user.login })
     }
 
     /// One GET of a route under the API URL, bounded in time as a whole: octocrab's own
@@ -143,10 +133,7 @@ mod tests {
 
     #[test]
     fn api_urls_are_checked() {
-        assert_eq!(
-            api_base("https://api.github.com").unwrap(),
-            "https://api.github.com"
-        );
+        assert_eq!(api_base("https://api.github.com").unwrap(), "https://api.github.com");
         assert_eq!(
             api_base("https://ghe.example.com/api/v3/").unwrap(),
             "https://ghe.example.com/api/v3"
@@ -164,10 +151,7 @@ mod tests {
 
     #[test]
     fn new_outside_a_runtime_is_an_error_not_a_panic() {
-        assert!(matches!(
-            GitHub::new("https://api.github.com"),
-            Err(GitHubError::Other(_))
-        ));
+        assert!(matches!(GitHub::new("https://api.github.com"), Err(GitHubError::Other(_))));
     }
 
     /// A server that accepts the connection and never answers: the call gives up in time.

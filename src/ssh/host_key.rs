@@ -19,14 +19,23 @@ impl HostKey {
         if path.exists() {
             let mode = path.metadata()?.permissions().mode();
             if mode & 0o077 != 0 {
-                bail!("host key {} is readable by others (mode {:o}); chmod 600 it", path.display(), mode & 0o777);
+                bail!(
+                    "host key {} is readable by others (mode {:o}); chmod 600 it",
+                    path.display(),
+                    mode & 0o777
+                );
             }
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let key = PrivateKey::from_openssh(&text).with_context(|| format!("parsing host key {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let key = PrivateKey::from_openssh(&text)
+                .with_context(|| format!("parsing host key {}", path.display()))?;
             return Ok(HostKey { key });
         }
-        let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).context("generating a host key")?;
-        let text = key.to_openssh(russh::keys::ssh_key::LineEnding::LF).context("encoding the host key")?;
+        let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
+            .context("generating a host key")?;
+        let text = key
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .context("encoding the host key")?;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

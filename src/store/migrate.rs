@@ -19,10 +19,7 @@ pub(super) struct Migration {
 
 macro_rules! migration {
     ($file:literal) => {
-        Migration {
-            name: $file,
-            sql: include_str!(concat!("../../migrations/", $file)),
-        }
+        Migration { name: $file, sql: include_str!(concat!("../../migrations/", $file)) }
     };
 }
 
@@ -43,9 +40,7 @@ pub(super) fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<(
             return Err(StoreError::TooNew { found, known });
         }
         let index = usize::try_from(found).map_err(|_| {
-            StoreError::Database(format!(
-                "the database has a negative schema version {found}"
-            ))
+            StoreError::Database(format!("the database has a negative schema version {found}"))
         })?;
         let Some(migration) = migrations.get(index) else {
             return Ok(());
@@ -68,10 +63,8 @@ pub(super) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 mod tests {
     use super::*;
 
-    const CREATE_A: Migration = Migration {
-        name: "0001_a.sql",
-        sql: "CREATE TABLE a (x INTEGER);",
-    };
+    const CREATE_A: Migration =
+        Migration { name: "0001_a.sql", sql: "CREATE TABLE a (x INTEGER);" };
 
     /// A connection to a new database file, and the directory that holds it.
     fn new_file() -> (tempfile::TempDir, Connection) {
@@ -126,9 +119,7 @@ mod tests {
         apply(&mut conn, &[CREATE_A, add_y]).unwrap();
         apply(&mut conn, &[CREATE_A, add_y]).unwrap();
         assert_eq!(user_version(&conn).unwrap(), 2);
-        let rows: i64 = conn
-            .query_row("SELECT count(*) FROM a", [], |row| row.get(0))
-            .unwrap();
+        let rows: i64 = conn.query_row("SELECT count(*) FROM a", [], |row| row.get(0)).unwrap();
         assert_eq!(rows, 1);
     }
 

@@ -82,9 +82,7 @@ impl Store {
     /// Records a login by GitHub user `login` (insert, or update last_login).
     pub async fn record_login(&self, login: &str) -> Result<(), StoreError> {
         let (login, now) = (login.to_owned(), now_ms());
-        self.worker
-            .call(move |conn| users::record_login(conn, &login, now))
-            .await
+        self.worker.call(move |conn| users::record_login(conn, &login, now)).await
     }
 
     /// Remembers the GitHub numeric id of a login.
@@ -93,9 +91,7 @@ impl Store {
     /// the account's old name, and loses it.
     pub async fn set_user_id(&self, login: &str, github_id: i64) -> Result<(), StoreError> {
         let (login, now) = (login.to_owned(), now_ms());
-        self.worker
-            .call(move |conn| users::set_id(conn, &login, github_id, now))
-            .await
+        self.worker.call(move |conn| users::set_id(conn, &login, github_id, now)).await
     }
 
     /// The GitHub numeric id of a login, if known.
@@ -111,9 +107,7 @@ impl Store {
     /// replaced, or when the replaced runner was of this same session.
     pub async fn add_runner(&self, runner: NewRunner) -> Result<Option<String>, StoreError> {
         let now = now_ms();
-        self.worker
-            .call(move |conn| runners::add(conn, &runner, now))
-            .await
+        self.worker.call(move |conn| runners::add(conn, &runner, now)).await
     }
 
     /// Removes a runner only if it still belongs to `session` (a replaced runner's late removal
@@ -125,17 +119,13 @@ impl Store {
         session: &str,
     ) -> Result<bool, StoreError> {
         let (owner, name, session) = (owner.to_owned(), name.to_owned(), session.to_owned());
-        self.worker
-            .call(move |conn| runners::remove(conn, &owner, &name, &session))
-            .await
+        self.worker.call(move |conn| runners::remove(conn, &owner, &name, &session)).await
     }
 
     /// Removes every runner of a session; returns how many.
     pub async fn remove_session_runners(&self, session: &str) -> Result<u64, StoreError> {
         let session = session.to_owned();
-        self.worker
-            .call(move |conn| runners::remove_session(conn, &session))
-            .await
+        self.worker.call(move |conn| runners::remove_session(conn, &session)).await
     }
 
     /// Removes all runner rows (left over from a crash), at start; returns how many.
@@ -156,9 +146,7 @@ fn database(error: rusqlite::Error) -> StoreError {
 
 /// Now, as stored: milliseconds since the Unix epoch.
 fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 

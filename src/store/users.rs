@@ -37,21 +37,14 @@ pub(super) fn set_id(
         (github_id, login),
     )?;
     ensure(&tx, login, now_ms)?;
-    tx.execute(
-        "UPDATE users SET github_id = ?2 WHERE login = ?1",
-        (login, github_id),
-    )?;
+    tx.execute("UPDATE users SET github_id = ?2 WHERE login = ?1", (login, github_id))?;
     tx.commit()
 }
 
 /// The id of `login`, if it has a row and an id.
 pub(super) fn id(conn: &Connection, login: &str) -> rusqlite::Result<Option<i64>> {
     let id: Option<Option<i64>> = conn
-        .query_row(
-            "SELECT github_id FROM users WHERE login = ?1",
-            [login],
-            |row| row.get(0),
-        )
+        .query_row("SELECT github_id FROM users WHERE login = ?1", [login], |row| row.get(0))
         .optional()?;
     Ok(id.flatten())
 }

@@ -97,8 +97,7 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
         )));
     }
     // Off by default in every new connection; the schema relies on it.
-    conn.pragma_update(None, "foreign_keys", true)
-        .map_err(in_path)?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(in_path)?;
     migrate::apply(&mut conn, migrate::MIGRATIONS)?;
     Ok(conn)
 }

@@ -67,9 +67,7 @@ impl FakeGitHub {
         }));
         let app = router(state.clone());
         tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("the fake GitHub server died")
+            axum::serve(listener, app).await.expect("the fake GitHub server died")
         });
         FakeGitHub { url, state }
     }
@@ -80,11 +78,7 @@ impl FakeGitHub {
         let first = state.next_key_id;
         state.next_key_id += keys.len() as i64;
         let keys = (first..).zip(keys.iter().map(|k| k.to_string())).collect();
-        let user = User {
-            login: login.to_string(),
-            id,
-            keys,
-        };
+        let user = User { login: login.to_string(), id, keys };
         state.users.insert(login.to_ascii_lowercase(), user);
     }
 
@@ -187,10 +181,7 @@ async fn user_keys(
     let Some(user) = state.users.get(&login.to_ascii_lowercase()) else {
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
-    let keys = user
-        .keys
-        .iter()
-        .map(|(id, key)| json!({"id": id, "key": key}));
+    let keys = user.keys.iter().map(|(id, key)| json!({"id": id, "key": key}));
     let link_base = format!("{}/users/{}/keys", state.url, user.login);
     paginated(&link_base, keys.collect(), &query)
 }
@@ -213,26 +204,19 @@ fn message(status: StatusCode, message: &str) -> Response {
 /// (from 1), with a `Link` header when there are more.
 fn paginated(link_base: &str, items: Vec<Value>, query: &BTreeMap<String, String>) -> Response {
     let number = |name: &str| query.get(name).and_then(|v| v.parse::<usize>().ok());
-    let per_page = number("per_page")
-        .filter(|&n| n > 0)
-        .unwrap_or(PER_PAGE_DEFAULT)
-        .min(PER_PAGE_MAX);
+    let per_page =
+        number("per_page").filter(|&n| n > 0).unwrap_or(PER_PAGE_DEFAULT).min(PER_PAGE_MAX);
     let page = number("page").filter(|&n| n > 0).unwrap_or(1);
     let last_page = items.len().div_ceil(per_page).max(1);
-    let page_items: Vec<Value> = items
-        .into_iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
-        .collect();
+    let page_items: Vec<Value> =
+        items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
     let mut response = Json(page_items).into_response();
     if page < last_page {
         let link = |n: usize, rel: &str| {
             format!("<{link_base}?per_page={per_page}&page={n}>; rel=\"{rel}\"")
         };
         let value = format!("{}, {}", link(page + 1, "next"), link(last_page, "last"));
-        response
-            .headers_mut()
-            .insert(header::LINK, HeaderValue::from_str(&value).unwrap());
+        response.headers_mut().insert(header::LINK, HeaderValue::from_str(&value).unwrap());
     }
     response
 }

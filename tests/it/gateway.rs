@@ -39,7 +39,9 @@ impl Setup {
     }
 
     async fn has_runner(&self, name: &str) -> bool {
-        self.server.wait_for_runners(Duration::from_secs(10), |rs| rs.iter().any(|r| r["name"] == name)).await
+        self.server
+            .wait_for_runners(Duration::from_secs(10), |rs| rs.iter().any(|r| r["name"] == name))
+            .await
     }
 }
 
@@ -53,7 +55,10 @@ async fn a_unix_socket_forward_makes_a_listed_runner_and_killing_ssh_removes_it(
     let laptop = &runners[0];
     assert_eq!(laptop["login"], "alice");
     assert_eq!(laptop["os"], std::env::consts::OS);
-    assert_eq!(laptop["arch"], if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH });
+    assert_eq!(
+        laptop["arch"],
+        if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }
+    );
     assert_eq!(laptop["labels"], serde_json::json!(["gpu"]));
     assert_eq!(laptop["capacity"], 3);
     assert!(laptop["connected_at"].as_str().unwrap().ends_with('Z'));
@@ -68,7 +73,8 @@ async fn a_unix_socket_forward_makes_a_listed_runner_and_killing_ssh_removes_it(
 #[tokio::test]
 async fn a_tcp_forward_makes_a_runner_named_by_address_or_by_info() {
     let setup = Setup::new().await;
-    let runner = Runner::start_listening(Some("tcp:127.0.0.1:0"), &["--name", "from-info"], &[]).await;
+    let runner =
+        Runner::start_listening(Some("tcp:127.0.0.1:0"), &["--name", "from-info"], &[]).await;
     let port = runner.listening.rsplit(':').next().unwrap().to_string();
     let _named = setup.forward(&[format!("box:0:127.0.0.1:{port}")]);
     assert!(setup.has_runner("box").await);
@@ -82,7 +88,10 @@ async fn a_forward_to_something_that_is_not_a_runner_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nothing.sock");
     let mut ssh = setup.forward(&[format!("/ghost:{}", missing.display())]);
-    let status = tokio::time::timeout(Duration::from_secs(20), ssh.wait()).await.expect("ssh stayed connected").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), ssh.wait())
+        .await
+        .expect("ssh stayed connected")
+        .unwrap();
     assert!(!status.success());
     assert!(setup.server.runners().await.is_empty());
 }
@@ -123,7 +132,8 @@ async fn commands_shells_and_local_forwards_do_nothing() {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
             let mut buf = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
             answered = Some(buf);
             break;
         }
@@ -136,9 +146,13 @@ async fn commands_shells_and_local_forwards_do_nothing() {
 async fn the_ninth_forward_of_a_session_is_refused() {
     let setup = Setup::new().await;
     let runner = Runner::start(&[]).await;
-    let forwards: Vec<String> = (1..=9).map(|i| format!("/r{i}:{}", runner.socket.display())).collect();
+    let forwards: Vec<String> =
+        (1..=9).map(|i| format!("/r{i}:{}", runner.socket.display())).collect();
     let mut ssh = setup.forward(&forwards);
-    let status = tokio::time::timeout(Duration::from_secs(20), ssh.wait()).await.expect("ssh kept going").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), ssh.wait())
+        .await
+        .expect("ssh kept going")
+        .unwrap();
     assert_eq!(status.code(), Some(255));
     let eight = setup.forward(&forwards[..8]);
     assert!(setup.server.wait_for_runners(Duration::from_secs(10), |rs| rs.len() == 8).await);

@@ -32,11 +32,7 @@ async fn keys_come_back_in_order_from_one_request() {
 async fn more_keys_than_a_default_page() {
     let fake = FakeGitHub::start().await;
     let keys: Vec<String> = (0..35).map(|n| format!("ssh-ed25519 AAAAkey{n}")).collect();
-    fake.add_user(
-        "many",
-        7,
-        &keys.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    fake.add_user("many", 7, &keys.iter().map(String::as_str).collect::<Vec<_>>());
     let github = GitHub::new(&fake.url).unwrap();
     assert_eq!(github.user_keys("many").await.unwrap(), keys);
     assert_eq!(fake.total_calls(), 1);
@@ -47,16 +43,10 @@ async fn user_has_its_id_and_githubs_spelling() {
     let fake = FakeGitHub::start().await;
     fake.add_user("Alice-B", 583231, &[]);
     let github = GitHub::new(&fake.url).unwrap();
-    let expected = GitHubUser {
-        id: 583231,
-        login: "Alice-B".into(),
-    };
+    let expected = GitHubUser { id: 583231, login: "Alice-B".into() };
     assert_eq!(github.user("aLiCe-b").await.unwrap(), expected);
     assert_eq!(fake.calls("GET /users/aLiCe-b"), 1);
-    assert_eq!(
-        github.user_keys("ALICE-B").await.unwrap(),
-        Vec::<String>::new()
-    );
+    assert_eq!(github.user_keys("ALICE-B").await.unwrap(), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -72,20 +62,8 @@ async fn unknown_login_is_not_found() {
 async fn invalid_login_is_not_found_without_a_request() {
     let (fake, github) = fake_with_alice().await;
     let too_long = "a".repeat(40);
-    for login in [
-        "",
-        "alice/keys",
-        "../alice",
-        "alice?x",
-        "al%69ce",
-        "-alice",
-        "al--ice",
-    ] {
-        assert_eq!(
-            github.user(login).await,
-            Err(GitHubError::NotFound),
-            "{login:?}"
-        );
+    for login in ["", "alice/keys", "../alice", "alice?x", "al%69ce", "-alice", "al--ice"] {
+        assert_eq!(github.user(login).await, Err(GitHubError::NotFound), "{login:?}");
         assert_eq!(github.user_keys(login).await, Err(GitHubError::NotFound));
     }
     assert_eq!(github.user(&too_long).await, Err(GitHubError::NotFound));
@@ -132,18 +110,11 @@ async fn fake_refuses_an_unknown_token_like_github() {
     let (fake, _) = fake_with_alice().await;
     fake.add_token("ghs_good");
     let agent = "User-Agent: tether-test";
-    let (status, body) = raw_get(
-        &fake.url,
-        "/users/alice",
-        &[agent, "Authorization: Bearer ghs_bad"],
-    )
-    .await;
+    let (status, body) =
+        raw_get(&fake.url, "/users/alice", &[agent, "Authorization: Bearer ghs_bad"]).await;
     assert_eq!(status, 401);
     assert_eq!(json(&body)["message"], "Bad credentials");
-    for good in [
-        "Authorization: Bearer ghs_good",
-        "Authorization: token ghs_good",
-    ] {
+    for good in ["Authorization: Bearer ghs_good", "Authorization: token ghs_good"] {
         let (status, body) = raw_get(&fake.url, "/users/alice", &[agent, good]).await;
         assert_eq!(status, 200, "{good}");
         assert_eq!(json(&body)["login"], "alice");
@@ -166,11 +137,7 @@ async fn fake_forbids_a_request_without_user_agent_like_github() {
 async fn fake_pages_keys_like_github() {
     let fake = FakeGitHub::start().await;
     let keys: Vec<String> = (0..35).map(|n| format!("ssh-ed25519 AAAAkey{n}")).collect();
-    fake.add_user(
-        "many",
-        7,
-        &keys.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    fake.add_user("many", 7, &keys.iter().map(String::as_str).collect::<Vec<_>>());
     let agent = ["User-Agent: tether-test"];
     let (status, body) = raw_get(&fake.url, "/users/many/keys", &agent).await;
     assert_eq!(status, 200);

@@ -81,7 +81,11 @@ impl Runner {
     }
 
     /// Starts a runner listening on `listen` (`tcp:HOST:PORT`), or on a socket when `None`.
-    pub async fn start_listening(listen: Option<&str>, extra: &[&str], env: &[(&str, &str)]) -> Runner {
+    pub async fn start_listening(
+        listen: Option<&str>,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Runner {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("runner.sock");
         let work_dir = dir.path().join("work");

@@ -17,6 +17,8 @@ pub struct TetherServer {
     pub fingerprint: String,
     github_url: String,
     child: tokio::process::Child,
+    /// Set once the test has stopped it on purpose.
+    stopped: bool,
 }
 
 impl TetherServer {
@@ -27,6 +29,7 @@ impl TetherServer {
             .arg(data_dir)
             .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .args(["--github-api-url", github_url])
+            .env("TETHER_LOG", "warn")
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -34,7 +37,8 @@ impl TetherServer {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut ssh_port, mut http_url, mut fingerprint) = (None, None, None);
         while ssh_port.is_none() || http_url.is_none() || fingerprint.is_none() {
-            let line = lines.next_line().await.unwrap().expect("tether serve exited before it listened");
+            let line =
+                lines.next_line().await.unwrap().expect("tether serve exited before it listened");
             if let Some(rest) = line.strip_prefix("tether: ssh listening on ") {
                 ssh_port = rest.rsplit(':').next().and_then(|p| p.parse().ok());
             } else if let Some(rest) = line.strip_prefix("tether: http listening on ") {
@@ -52,6 +56,7 @@ impl TetherServer {
             fingerprint: fingerprint.unwrap(),
             github_url: github_url.to_string(),
             child,
+            stopped: false,
         }
     }
 
@@ -59,7 +64,11 @@ impl TetherServer {
     pub async fn stop(mut self) -> Option<i32> {
         let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.unwrap().unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        self.stopped = true;
         status.code()
     }
 
@@ -73,7 +82,8 @@ impl TetherServer {
     /// The server's host key as a known_hosts line for 127.0.0.1 on its port.
     pub fn known_hosts_line(&self) -> String {
         let key = self.data_dir.join("ssh_host_ed25519_key");
-        let public = std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(key).output().unwrap();
+        let public =
+            std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(key).output().unwrap();
         assert!(public.status.success());
         format!("[127.0.0.1]:{} {}", self.ssh_port, String::from_utf8_lossy(&public.stdout).trim())
     }
@@ -91,7 +101,11 @@ impl TetherServer {
     }
 
     /// Waits until the runner list satisfies `condition`, polling; returns whether it did.
-    pub async fn wait_for_runners(&self, limit: Duration, condition: impl Fn(&[serde_json::Value]) -> bool) -> bool {
+    pub async fn wait_for_runners(
+        &self,
+        limit: Duration,
+        condition: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             if condition(&self.runners().await) {
@@ -108,7 +122,7 @@ impl TetherServer {
 impl Drop for TetherServer {
     fn drop(&mut self) {
         let status = self.child.try_wait().expect("checking tether serve");
-        if let Some(status) = status.filter(|_| !std::thread::panicking()) {
+        if let Some(status) = status.filter(|_| !std::thread::panicking() && !self.stopped) {
             panic!("tether serve died during the test: {status}");
         }
     }
@@ -145,23 +159,46 @@ impl SshKey {
             .status()
             .unwrap();
         assert!(status.success());
-        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_string();
+        let public =
+            std::fs::read_to_string(path.with_extension("pub")).unwrap().trim().to_string();
         SshKey { _dir: dir, path, public }
     }
 }
 
 /// An OpenSSH client command for `login@127.0.0.1` on the server, checking its host key, with
 /// `options` before the destination; a remote command can be added after.
-pub fn ssh(server: &TetherServer, key: &SshKey, login: &str, known_hosts: &Path, options: &[&str]) -> tokio::process::Command {
+pub fn ssh(
+    server: &TetherServer,
+    key: &SshKey,
+    login: &str,
+    known_hosts: &Path,
+    options: &[&str],
+) -> tokio::process::Command {
     std::fs::write(known_hosts, format!("{}\n", server.known_hosts_line())).unwrap();
     let mut command = tokio::process::Command::new("ssh");
     command
-        .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes"])
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+        ])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
         .arg("-i")
         .arg(&key.path)
-        .args(["-p", &server.ssh_port.to_string(), "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR"])
+        .args([
+            "-p",
+            &server.ssh_port.to_string(),
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ])
         .args(options)
         .arg(format!("{login}@127.0.0.1"))
         .stdin(Stdio::null())

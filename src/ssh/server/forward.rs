@@ -27,40 +27,64 @@ impl ForwardTarget {
     pub fn name_hint(&self) -> Option<String> {
         let name = match self {
             ForwardTarget::Streamlocal { path } => path.rsplit('/').next().unwrap_or(""),
-            ForwardTarget::Tcp { address, .. } if address.is_empty() || address == "localhost" => "",
+            ForwardTarget::Tcp { address, .. } if address.is_empty() || address == "localhost" => {
+                ""
+            }
             ForwardTarget::Tcp { address, .. } => address,
         };
         is_runner_name(name).then(|| name.to_string())
     }
 
-    async fn open(&self, handle: &Handle) -> std::io::Result<russh::ChannelStream<russh::server::Msg>> {
+    async fn open(
+        &self,
+        handle: &Handle,
+    ) -> std::io::Result<russh::ChannelStream<russh::server::Msg>> {
         let channel = match self {
-            ForwardTarget::Streamlocal { path } => handle.channel_open_forwarded_streamlocal(path.clone()).await,
+            ForwardTarget::Streamlocal { path } => {
+                handle.channel_open_forwarded_streamlocal(path.clone()).await
+            }
             ForwardTarget::Tcp { address, port } => {
                 handle.channel_open_forwarded_tcpip(address.clone(), *port, "127.0.0.1", 0).await
             }
         };
-        channel.map(|c| c.into_stream()).map_err(|e| std::io::Error::other(format!("opening a forwarded channel: {e}")))
+        channel
+            .map(|c| c.into_stream())
+            .map_err(|e| std::io::Error::other(format!("opening a forwarded channel: {e}")))
     }
 }
 
 /// Runner names: what a person would type, and what fits in a path segment.
 pub fn is_runner_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// Registers the runner behind a new forward, in the background.
-pub fn spawn_registration(gateway: Gateway, handle: Handle, session: String, login: String, target: ForwardTarget) {
+pub fn spawn_registration(
+    gateway: Gateway,
+    handle: Handle,
+    session: String,
+    login: String,
+    target: ForwardTarget,
+) {
     tokio::spawn(async move {
         if let Err(why) = register(&gateway, &handle, &session, &login, &target).await {
             tracing::warn!(login, session, ?target, %why, "refused a runner");
             let message = format!("tether: runner refused: {why}");
-            let _ = handle.disconnect(russh::Disconnect::ByApplication, message, String::new()).await;
+            let _ =
+                handle.disconnect(russh::Disconnect::ByApplication, message, String::new()).await;
         }
     });
 }
 
-async fn register(gateway: &Gateway, handle: &Handle, session: &str, login: &str, target: &ForwardTarget) -> anyhow::Result<()> {
+async fn register(
+    gateway: &Gateway,
+    handle: &Handle,
+    session: &str,
+    login: &str,
+    target: &ForwardTarget,
+) -> anyhow::Result<()> {
     let connect = {
         let (handle, target) = (handle.clone(), target.clone());
         move || {
@@ -71,15 +95,25 @@ async fn register(gateway: &Gateway, handle: &Handle, session: &str, login: &str
     let mut client = RunnerClient::over(connect).await?;
     let info = tokio::time::timeout(RUNNER_INFO_TIMEOUT, client.info())
         .await
-        .map_err(|_| anyhow::anyhow!("it did not answer Info within {}s", RUNNER_INFO_TIMEOUT.as_secs()))?
+        .map_err(|_| {
+            anyhow::anyhow!("it did not answer Info within {}s", RUNNER_INFO_TIMEOUT.as_secs())
+        })?
         .map_err(|e| anyhow::anyhow!("Info failed: {e}"))?;
     let name = match target.name_hint() {
         Some(name) => name,
         None if is_runner_name(&info.name) => info.name.clone(),
         None => anyhow::bail!("its name {:?} is not a valid runner name", info.name),
     };
-    tracing::info!(login, name, os = info.os, arch = info.arch, capacity = info.capacity, "runner connected");
-    let runner = LiveRunner { owner: login.to_string(), name, info, client, session: session.to_string() };
+    tracing::info!(
+        login,
+        name,
+        os = info.os,
+        arch = info.arch,
+        capacity = info.capacity,
+        "runner connected"
+    );
+    let runner =
+        LiveRunner { owner: login.to_string(), name, info, client, session: session.to_string() };
     gateway.add_runner(runner).await
 }
 
@@ -88,7 +122,12 @@ pub async fn cancel(gateway: &Gateway, login: &str, session: &str, target: &Forw
     let names: Vec<String> = match target.name_hint() {
         Some(name) => vec![name],
         // Named by `Info`: find it among this session's runners.
-        None => gateway.runners_of(login).into_iter().filter(|r| r.session == session).map(|r| r.name).collect(),
+        None => gateway
+            .runners_of(login)
+            .into_iter()
+            .filter(|r| r.session == session)
+            .map(|r| r.name)
+            .collect(),
     };
     for name in names {
         gateway.remove_runner(login, &name, session).await;
@@ -101,7 +140,8 @@ pub async fn status_text(gateway: &Gateway, login: &str) -> String {
         Ok(runners) => runners,
         Err(e) => return format!("tether: cannot list runners: {e}\n"),
     };
-    let mine: Vec<_> = runners.into_iter().filter(|r| r.owner.eq_ignore_ascii_case(login)).collect();
+    let mine: Vec<_> =
+        runners.into_iter().filter(|r| r.owner.eq_ignore_ascii_case(login)).collect();
     if mine.is_empty() {
         return format!("{login} has no runners connected\n");
     }
@@ -109,7 +149,10 @@ pub async fn status_text(gateway: &Gateway, login: &str) -> String {
     for r in mine {
         let labels = if r.labels.is_empty() { "-".to_string() } else { r.labels.join(",") };
         let since = humantime::format_rfc3339_seconds(r.connected_at);
-        text.push_str(&format!("{}\t{}/{}\tlabels {labels}\tcapacity {}\tconnected {since}\n", r.name, r.os, r.arch, r.capacity));
+        text.push_str(&format!(
+            "{}\t{}/{}\tlabels {labels}\tcapacity {}\tconnected {since}\n",
+            r.name, r.os, r.arch, r.capacity
+        ));
     }
     text
 }

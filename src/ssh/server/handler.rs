@@ -75,11 +75,23 @@ const FIRST_ASSIGNED_PORT: u32 = 40_000;
 impl russh::server::Handler for ConnectionHandler {
     type Error = russh::Error;
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
-        Ok(if self.key_allowed(user, offer.public_key).await { Auth::Accept } else { Auth::reject() })
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(if self.key_allowed(user, offer.public_key).await {
+            Auth::Accept
+        } else {
+            Auth::reject()
+        })
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         if !self.key_allowed(user, key.public_key).await {
             return Ok(Auth::reject());
         }
@@ -103,7 +115,12 @@ impl russh::server::Handler for ConnectionHandler {
         Ok(())
     }
 
-    async fn channel_open_session(&mut self, _: Channel<Msg>, reply: ChannelOpenHandle, _: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_open_session(
+        &mut self,
+        _: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _: &mut Session,
+    ) -> Result<(), Self::Error> {
         // Accepted only so that `ssh HOST status` can answer; shells and commands are refused below.
         reply.accept().await;
         Ok(())
@@ -124,34 +141,79 @@ impl russh::server::Handler for ConnectionHandler {
         Ok(())
     }
 
-    async fn channel_open_direct_streamlocal(&mut self, _: Channel<Msg>, _: &str, reply: ChannelOpenHandle, _: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        _: Channel<Msg>,
+        _: &str,
+        reply: ChannelOpenHandle,
+        _: &mut Session,
+    ) -> Result<(), Self::Error> {
         reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
         Ok(())
     }
 
-    async fn channel_open_x11(&mut self, _: Channel<Msg>, _: &str, _: u32, reply: ChannelOpenHandle, _: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_open_x11(
+        &mut self,
+        _: Channel<Msg>,
+        _: &str,
+        _: u32,
+        reply: ChannelOpenHandle,
+        _: &mut Session,
+    ) -> Result<(), Self::Error> {
         reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
         Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn pty_request(&mut self, channel: ChannelId, _: &str, _: u32, _: u32, _: u32, _: u32, _: &[(russh::Pty, u32)], session: &mut Session) -> Result<(), Self::Error> {
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _: &str,
+        _: u32,
+        _: u32,
+        _: u32,
+        _: u32,
+        _: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_failure(channel)
     }
 
-    async fn x11_request(&mut self, channel: ChannelId, _: bool, _: &str, _: &str, _: u32, session: &mut Session) -> Result<(), Self::Error> {
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _: bool,
+        _: &str,
+        _: &str,
+        _: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         session.channel_failure(channel)
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         refuse_command(channel, session, "this server has no shell")
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         refuse_command(channel, session, &format!("this server has no subsystem {name:?}"))
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if data.trim_ascii() != STATUS_COMMAND.as_bytes() {
             tracing::info!(login = ?self.login, command = %String::from_utf8_lossy(data), "refused a command");
             return refuse_command(channel, session, "this server runs no commands");
@@ -165,18 +227,33 @@ impl russh::server::Handler for ConnectionHandler {
         session.close(channel)
     }
 
-    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> Result<bool, Self::Error> {
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         let Some(login) = self.take_forward_slot() else { return Ok(false) };
         if *port == 0 {
             *port = self.next_port;
             self.next_port += 1;
         }
         let target = ForwardTarget::Tcp { address: address.to_string(), port: *port };
-        forward::spawn_registration(self.gateway.clone(), session.handle(), self.session_id.clone(), login, target);
+        forward::spawn_registration(
+            self.gateway.clone(),
+            session.handle(),
+            self.session_id.clone(),
+            login,
+            target,
+        );
         Ok(true)
     }
 
-    async fn streamlocal_forward(&mut self, socket_path: &str, session: &mut Session) -> Result<bool, Self::Error> {
+    async fn streamlocal_forward(
+        &mut self,
+        socket_path: &str,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         let Some(login) = self.take_forward_slot() else { return Ok(false) };
         let target = ForwardTarget::Streamlocal { path: socket_path.to_string() };
         if target.name_hint().is_none() {
@@ -184,16 +261,31 @@ impl russh::server::Handler for ConnectionHandler {
             self.forwards -= 1;
             return Ok(false);
         }
-        forward::spawn_registration(self.gateway.clone(), session.handle(), self.session_id.clone(), login, target);
+        forward::spawn_registration(
+            self.gateway.clone(),
+            session.handle(),
+            self.session_id.clone(),
+            login,
+            target,
+        );
         Ok(true)
     }
 
-    async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, _: &mut Session) -> Result<bool, Self::Error> {
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        _: &mut Session,
+    ) -> Result<bool, Self::Error> {
         let target = ForwardTarget::Tcp { address: address.to_string(), port };
         self.cancel(target).await
     }
 
-    async fn cancel_streamlocal_forward(&mut self, socket_path: &str, _: &mut Session) -> Result<bool, Self::Error> {
+    async fn cancel_streamlocal_forward(
+        &mut self,
+        socket_path: &str,
+        _: &mut Session,
+    ) -> Result<bool, Self::Error> {
         self.cancel(ForwardTarget::Streamlocal { path: socket_path.to_string() }).await
     }
 }
@@ -208,8 +300,14 @@ impl ConnectionHandler {
 }
 
 /// Says why on stderr, fails the request and closes the channel.
-fn refuse_command(channel: ChannelId, session: &mut Session, why: &str) -> Result<(), russh::Error> {
-    let text = format!("tether: {why}; connect a runner with `ssh -N -R /NAME:SOCKET …`, or run `status`\n");
+fn refuse_command(
+    channel: ChannelId,
+    session: &mut Session,
+    why: &str,
+) -> Result<(), russh::Error> {
+    let text = format!(
+        "tether: {why}; connect a runner with `ssh -N -R /NAME:SOCKET …`, or run `status`\n"
+    );
     session.channel_failure(channel)?;
     session.extended_data(channel, 1, text.into_bytes())?;
     session.exit_status_request(channel, 1)?;

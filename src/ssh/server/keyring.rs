@@ -46,6 +46,9 @@ pub enum Refusal {
     Unavailable(String),
 }
 
+/// One login's cache entry, behind the lock that makes its look-ups single-flight.
+type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
+
 struct Cached {
     fetched_at: Instant,
     keys: Arc<Vec<PublicKey>>,
@@ -56,7 +59,7 @@ struct Cached {
 pub struct Keyring {
     source: Arc<dyn KeySource>,
     /// One slot per login; its lock makes concurrent logins of one user share one look-up.
-    slots: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Cached>>>>>>,
+    slots: Arc<Mutex<HashMap<String, Slot>>>,
 }
 
 impl Keyring {
@@ -97,7 +100,7 @@ impl Keyring {
         }
     }
 
-    fn slot(&self, login: &str) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
+    fn slot(&self, login: &str) -> Slot {
         let mut slots = self.slots.lock().expect("key cache lock poisoned");
         slots.entry(login.to_ascii_lowercase()).or_default().clone()
     }
@@ -130,7 +133,10 @@ mod tests {
     }
 
     impl KeySource for Source {
-        fn keys<'a>(&'a self, login: &'a str) -> BoxFuture<'a, Result<Vec<String>, KeyLookupError>> {
+        fn keys<'a>(
+            &'a self,
+            login: &'a str,
+        ) -> BoxFuture<'a, Result<Vec<String>, KeyLookupError>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
                 if self.down.load(Ordering::SeqCst) {
@@ -145,7 +151,10 @@ mod tests {
     }
 
     fn key() -> PublicKey {
-        russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519).unwrap().public_key().clone()
+        russh::keys::PrivateKey::random(&mut rand::rng(), russh::keys::Algorithm::Ed25519)
+            .unwrap()
+            .public_key()
+            .clone()
     }
 
     fn keyring(lines: Vec<String>) -> (Keyring, Arc<Source>) {
@@ -156,7 +165,9 @@ mod tests {
     #[tokio::test]
     async fn accepts_listed_keys_and_skips_unparsable_ones() {
         let (good, other) = (key(), key());
-        let sk = "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIB garbage".to_string();
+        let sk =
+            "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIB garbage"
+                .to_string();
         let (keyring, _) = keyring(vec![sk, good.to_openssh().unwrap()]);
         assert_eq!(keyring.allows("alice", &good).await, Ok(true));
         assert_eq!(keyring.allows("alice", &other).await, Ok(false));

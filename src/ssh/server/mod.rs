@@ -20,10 +20,11 @@ pub use self::keyring::{KeyLookupError, KeySource, Keyring};
 pub use self::sessions::{Gateway, LiveRunner};
 use super::host_key::HostKey;
 
-/// Server keepalives: one every 15 s, and the session ends after 3 go unanswered, so a runner
-/// whose network dropped silently is gone within 45 s.
+/// Server keepalives: one every 15 s of silence from the client.
 pub const SSH_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
-pub const SSH_KEEPALIVE_MAX_UNANSWERED: usize = 3;
+/// The session ends after this many keepalive intervals with nothing from the client, so a
+/// runner whose network dropped silently is gone within 45 s.
+pub const SSH_SILENT_INTERVALS_BEFORE_CLOSE: usize = 3;
 /// How long a connection may take to authenticate.
 pub const LOGIN_GRACE_TIME: Duration = Duration::from_secs(30);
 /// Authentication attempts per connection.
@@ -43,13 +44,15 @@ fn config(host_key: &HostKey) -> Arc<russh::server::Config> {
         auth_rejection_time_initial: Some(Duration::ZERO),
         max_auth_attempts: MAX_AUTH_ATTEMPTS,
         keepalive_interval: Some(SSH_KEEPALIVE_INTERVAL),
-        keepalive_max: SSH_KEEPALIVE_MAX_UNANSWERED,
+        // russh closes when the count of silent intervals *exceeds* `keepalive_max`.
+        keepalive_max: SSH_SILENT_INTERVALS_BEFORE_CLOSE - 1,
         // Runner sessions are idle for hours; keepalives decide liveness instead.
         inactivity_timeout: None,
         nodelay: true,
         ..Default::default()
     };
-    config.server_id = russh::SshId::Standard(format!("SSH-2.0-tether_{}", env!("CARGO_PKG_VERSION")).into());
+    config.server_id =
+        russh::SshId::Standard(format!("SSH-2.0-tether_{}", env!("CARGO_PKG_VERSION")).into());
     Arc::new(config)
 }
 
@@ -79,7 +82,12 @@ pub async fn serve(
 }
 
 /// One SSH connection, from handshake to cleanup.
-async fn connection(gateway: Gateway, config: Arc<russh::server::Config>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+async fn connection(
+    gateway: Gateway,
+    config: Arc<russh::server::Config>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+) {
     let session_id = gateway.new_session_id();
     let handler = handler::ConnectionHandler::new(gateway.clone(), session_id.clone(), peer);
     let authenticated = handler.authenticated_flag();

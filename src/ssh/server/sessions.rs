@@ -88,8 +88,12 @@ impl Gateway {
         self.inner.runners.lock().expect("runners lock poisoned").retain(|_, r| r.session != id);
         match self.inner.store.remove_session_runners(id).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(session = id, runners = n, "session closed; its runners are gone"),
-            Err(e) => tracing::error!(session = id, error = %e, "removing the runners of a closed session failed"),
+            Ok(n) => {
+                tracing::info!(session = id, runners = n, "session closed; its runners are gone")
+            }
+            Err(e) => {
+                tracing::error!(session = id, error = %e, "removing the runners of a closed session failed")
+            }
         }
     }
 
@@ -136,15 +140,24 @@ impl Gateway {
     }
 
     pub(super) async fn close_session(&self, id: &str, reason: &str) {
-        let handle = self.inner.sessions.lock().expect("sessions lock poisoned").get(id).map(|s| s.handle.clone());
+        let handle = self
+            .inner
+            .sessions
+            .lock()
+            .expect("sessions lock poisoned")
+            .get(id)
+            .map(|s| s.handle.clone());
         if let Some(handle) = handle {
             tracing::info!(session = id, reason, "closing a session");
-            let _ = handle.disconnect(russh::Disconnect::ByApplication, reason.to_string(), String::new()).await;
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, reason.to_string(), String::new())
+                .await;
         }
     }
 
     pub(super) async fn close_all(&self, reason: &str) {
-        let ids: Vec<String> = self.inner.sessions.lock().expect("sessions lock poisoned").keys().cloned().collect();
+        let ids: Vec<String> =
+            self.inner.sessions.lock().expect("sessions lock poisoned").keys().cloned().collect();
         for id in ids {
             self.close_session(&id, reason).await;
         }

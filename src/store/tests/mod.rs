@@ -48,9 +48,7 @@ pub(super) async fn add(store: &Store, owner: &str, name: &str, session: &str) -
 
 /// The one integer `sql` selects, read on the store's own connection.
 pub(super) async fn query_i64(store: &Store, sql: &'static str) -> i64 {
-    let value = store
-        .worker
-        .call(move |conn| conn.query_row(sql, [], |row| row.get(0)));
+    let value = store.worker.call(move |conn| conn.query_row(sql, [], |row| row.get(0)));
     value.await.unwrap()
 }
 
@@ -94,9 +92,8 @@ async fn foreign_keys_are_enforced() {
     let error = orphan.await.unwrap_err();
     assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
     add(&store, "alice", "r", "s").await;
-    let delete_owner = store
-        .worker
-        .call(|conn| conn.execute("DELETE FROM users WHERE login = 'alice'", []));
+    let delete_owner =
+        store.worker.call(|conn| conn.execute("DELETE FROM users WHERE login = 'alice'", []));
     let error = delete_owner.await.unwrap_err();
     assert!(error.to_string().contains("FOREIGN KEY"), "{error}");
 }
@@ -162,10 +159,7 @@ async fn record_login_updates_only_the_last_login() {
         .call(|conn| conn.execute("UPDATE users SET first_seen_ms = 1, last_login_ms = 1", []));
     reset.await.unwrap();
     store.record_login("alice").await.unwrap();
-    assert_eq!(
-        query_i64(&store, "SELECT first_seen_ms FROM users").await,
-        1
-    );
+    assert_eq!(query_i64(&store, "SELECT first_seen_ms FROM users").await, 1);
     assert!(query_i64(&store, "SELECT last_login_ms FROM users").await > 1);
 }
 
@@ -214,11 +208,10 @@ async fn a_locked_file_does_not_block_the_runtime() {
 async fn a_panic_in_a_call_reaches_its_caller_and_the_store_goes_on() {
     let (_dir, _path, store) = new_store().await;
     let worker = store.worker.clone();
-    let task = tokio::spawn(async move {
-        worker
-            .call(|_| -> rusqlite::Result<()> { panic!("a bug") })
-            .await
-    });
+    let task =
+        tokio::spawn(
+            async move { worker.call(|_| -> rusqlite::Result<()> { panic!("a bug") }).await },
+        );
     assert!(task.await.unwrap_err().is_panic());
     store.record_login("alice").await.unwrap();
     assert_eq!(query_i64(&store, "SELECT count(*) FROM users").await, 1);

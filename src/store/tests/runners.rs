@@ -8,10 +8,7 @@ use crate::store::{NewRunner, RunnerRecord, Store};
 /// (owner, name, session) of every runner, in the order `runners()` gives.
 async fn listed(store: &Store) -> Vec<(String, String, String)> {
     let runners = store.runners().await.unwrap();
-    runners
-        .into_iter()
-        .map(|r| (r.owner, r.name, r.session))
-        .collect()
+    runners.into_iter().map(|r| (r.owner, r.name, r.session)).collect()
 }
 
 fn row(owner: &str, name: &str, session: &str) -> (String, String, String) {
@@ -29,10 +26,7 @@ async fn add_runner_replaces_and_returns_the_old_session() {
     assert_eq!(replaced.as_deref(), Some("s1"));
     let runners = store.runners().await.unwrap();
     assert_eq!(runners.len(), 1);
-    assert_eq!(
-        (runners[0].session.as_str(), runners[0].capacity),
-        ("s2", 8)
-    );
+    assert_eq!((runners[0].session.as_str(), runners[0].capacity), ("s2", 8));
 }
 
 #[tokio::test]
@@ -60,11 +54,7 @@ async fn remove_runner_with_a_stale_session_removes_nothing() {
 #[tokio::test]
 async fn remove_session_runners_removes_only_that_session() {
     let (_dir, _path, store) = new_store().await;
-    for (owner, name, session) in [
-        ("alice", "a", "s1"),
-        ("alice", "b", "s1"),
-        ("bob", "a", "s2"),
-    ] {
+    for (owner, name, session) in [("alice", "a", "s1"), ("alice", "b", "s1"), ("bob", "a", "s2")] {
         add(&store, owner, name, session).await;
     }
     assert_eq!(store.remove_session_runners("s1").await.unwrap(), 2);
@@ -120,63 +110,34 @@ async fn runner_fields_and_labels_round_trip() {
         connected_at,
     };
     assert_eq!(stored, expected);
-    assert!(
-        before <= connected_at && connected_at <= after,
-        "{connected_at:?}"
-    );
+    assert!(before <= connected_at && connected_at <= after, "{connected_at:?}");
     let raw = store.worker.call(|conn| {
-        conn.query_row("SELECT labels FROM runners", [], |row| {
-            row.get::<_, String>(0)
-        })
+        conn.query_row("SELECT labels FROM runners", [], |row| row.get::<_, String>(0))
     });
-    assert_eq!(
-        raw.await.unwrap(),
-        r#"["gpu","a,b","quote\"d","ünïcode",""]"#
-    );
+    assert_eq!(raw.await.unwrap(), r#"["gpu","a,b","quote\"d","ünïcode",""]"#);
 }
 
 #[tokio::test]
 async fn no_labels_round_trip_as_an_empty_list() {
     let (_dir, _path, store) = new_store().await;
-    let bare = NewRunner {
-        labels: Vec::new(),
-        ..runner("alice", "bare", "s1")
-    };
+    let bare = NewRunner { labels: Vec::new(), ..runner("alice", "bare", "s1") };
     store.add_runner(bare).await.unwrap();
-    assert_eq!(
-        store.runners().await.unwrap()[0].labels,
-        Vec::<String>::new()
-    );
+    assert_eq!(store.runners().await.unwrap()[0].labels, Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn runners_are_ordered_by_owner_then_name() {
     let (_dir, _path, store) = new_store().await;
     // Inserted out of order; a binary sort would put "Bob" before "alice".
-    for (owner, name) in [
-        ("carol", "a"),
-        ("Bob", "z"),
-        ("alice", "b"),
-        ("Bob", "a"),
-        ("alice", "a"),
-    ] {
+    for (owner, name) in
+        [("carol", "a"), ("Bob", "z"), ("alice", "b"), ("Bob", "a"), ("alice", "a")]
+    {
         add(&store, owner, name, "s").await;
     }
-    let order: Vec<(String, String)> = listed(&store)
-        .await
-        .into_iter()
-        .map(|(owner, name, _)| (owner, name))
-        .collect();
-    let expected = [
-        ("alice", "a"),
-        ("alice", "b"),
-        ("Bob", "a"),
-        ("Bob", "z"),
-        ("carol", "a"),
-    ];
-    let expected: Vec<(String, String)> = expected
-        .iter()
-        .map(|(owner, name)| (owner.to_string(), name.to_string()))
-        .collect();
+    let order: Vec<(String, String)> =
+        listed(&store).await.into_iter().map(|(owner, name, _)| (owner, name)).collect();
+    let expected = [("alice", "a"), ("alice", "b"), ("Bob", "a"), ("Bob", "z"), ("carol", "a")];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(owner, name)| (owner.to_string(), name.to_string())).collect();
     assert_eq!(order, expected);
 }
