@@ -8,6 +8,7 @@ pub mod command;
 pub mod config;
 pub mod dispatch;
 pub mod duration;
+pub mod event;
 pub mod fields;
 pub mod filter;
 pub mod report;
