@@ -95,7 +95,7 @@ async fn handshake_rates(addr: &str, key: Arc<PrivateKey>) -> Vec<f64> {
             tokio::spawn(async move {
                 let mut done = 0usize;
                 while started.elapsed() < HANDSHAKE_ROUND {
-                    if login(&addr, key.clone()).await.is_ok() {
+                    if login(&addr, key.clone(), "bench".into()).await.is_ok() {
                         done += 1;
                     }
                 }
@@ -153,12 +153,17 @@ async fn hold_sessions(addr: &str, key_file: &str, count: usize) -> anyhow::Resu
     raise_fd_limit();
     let key = Arc::new(PrivateKey::from_openssh(std::fs::read_to_string(key_file)?)?);
     let mut sessions = Vec::with_capacity(count);
+    let mut failures = 0;
     for chunk in (0..count).collect::<Vec<_>>().chunks(64) {
-        let logins = chunk.iter().map(|_| login(addr, key.clone()));
+        let logins = chunk.iter().map(|i| login(addr, key.clone(), format!("bench{i}")));
         for session in futures::future::join_all(logins).await {
             match session {
                 Ok(session) => sessions.push(session),
-                Err(e) => eprintln!("session {} failed: {e:#}", sessions.len()),
+                Err(e) if failures == 0 => {
+                    failures += 1;
+                    eprintln!("a session failed (only the first failure is shown): {e:#}");
+                }
+                Err(_) => failures += 1,
             }
         }
     }
