@@ -109,12 +109,17 @@ async fn handshake_rates(addr: &str, key: Arc<PrivateKey>) -> Vec<f64> {
     rates
 }
 
-/// Connects and authenticates as `bench`; returns the open session.
-async fn login(addr: &str, key: Arc<PrivateKey>) -> anyhow::Result<russh::client::Handle<Client>> {
+/// Connects and authenticates as `user`; returns the open session. Each idle session gets its
+/// own user, as the server holds at most 16 sessions per user.
+async fn login(
+    addr: &str,
+    key: Arc<PrivateKey>,
+    user: String,
+) -> anyhow::Result<russh::client::Handle<Client>> {
     let config = Arc::new(russh::client::Config::default());
     let mut session = russh::client::connect(config, addr, Client).await?;
     let result =
-        session.authenticate_publickey("bench", PrivateKeyWithHashAlg::new(key, None)).await?;
+        session.authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, None)).await?;
     anyhow::ensure!(result.success(), "authentication refused");
     Ok(session)
 }

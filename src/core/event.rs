@@ -29,7 +29,10 @@ pub enum Event {
     Installation(Installation),
     Ping,
     /// An event or action tether does not act on; answered 202 and ignored.
-    Ignored { event: String, action: Option<String> },
+    Ignored {
+        event: String,
+        action: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
