@@ -2,6 +2,7 @@
 
 mod error;
 mod login;
+pub mod webhook;
 
 use std::time::Duration;
 
