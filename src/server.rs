@@ -9,7 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::github::GitHub;
+use crate::engine::{Engine, EngineConfig};
+use crate::github::{AppCredentials, GitHub};
+use crate::logs::LogStore;
 use crate::http::{self, AppState};
 use crate::ssh::host_key::HostKey;
 use crate::ssh::server::{Gateway, Keyring};
@@ -25,6 +27,12 @@ pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub github_api_url: String,
+    /// The GitHub App: its id and private key (PEM), and the webhook secret.
+    pub github_app: Option<AppCredentials>,
+    pub webhook_secret: Option<String>,
+    /// `--blobs`; `None` for `file://` under the data dir.
+    pub blobs: Option<String>,
+    pub engine: EngineConfig,
 }
 
 /// An opened server, ready to run.
@@ -32,6 +40,9 @@ pub struct Server {
     pub host_key: HostKey,
     pub store: Store,
     pub gateway: Gateway,
+    /// Runs webhooks into check runs; `None` until a GitHub App is configured.
+    pub engine: Option<Engine>,
+    webhook_secret: Option<String>,
 }
 
 impl Server {
@@ -66,7 +77,10 @@ impl Server {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let state = AppState { store: self.store.clone() };
+        let state = AppState::new(self.store.clone(), self.webhook_secret.map(String::into_bytes));
+        if let Some(engine) = &self.engine {
+            engine.spawn(state.deliveries.clone());
+        }
         let mut ssh_task = tokio::spawn(crate::ssh::server::serve(
             ssh,
             self.host_key,

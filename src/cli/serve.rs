@@ -6,6 +6,8 @@ use anyhow::Context;
 use clap::Args;
 use tokio::net::TcpListener;
 
+use crate::engine::EngineConfig;
+use crate::github::AppCredentials;
 use crate::server::{Server, ServerConfig};
 
 #[derive(Args)]
@@ -25,6 +27,29 @@ pub struct ServeArgs {
     /// GitHub's API: api.github.com, a GitHub Enterprise server, or a test fake.
     #[arg(long, env = "TETHER_GITHUB_API_URL", default_value = "https://api.github.com")]
     github_api_url: String,
+    /// The GitHub App's id.
+    #[arg(long, env = "TETHER_GITHUB_APP_ID", requires = "github_app_key")]
+    github_app_id: Option<u64>,
+    /// The GitHub App's private key (a PEM file).
+    #[arg(long, env = "TETHER_GITHUB_APP_KEY", value_name = "FILE", requires = "github_app_id")]
+    github_app_key: Option<PathBuf>,
+    /// The GitHub App's webhook secret.
+    #[arg(long, env = "TETHER_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    github_webhook_secret: Option<String>,
+    /// Where logs go: file:///…, s3://…, memory:// (default: blobs/ in the data dir).
+    #[arg(long, env = "TETHER_BLOBS", value_name = "URL")]
+    blobs: Option<String>,
+    /// HOST:PORT that runners connect to, for the connect command check runs show (default: the
+    /// external URL's host and the SSH port).
+    #[arg(long, env = "TETHER_SSH_PUBLIC_ADDR")]
+    ssh_public_addr: Option<String>,
+    /// How long a run waits for a runner before it ends timed out.
+    #[arg(long, env = "TETHER_QUEUE_TTL", default_value = "24h", value_parser = parse_duration)]
+    queue_ttl: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::core::duration::parse(text)
 }
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<()> {

@@ -40,7 +40,7 @@ pub struct Check {
 }
 
 /// What a check runs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Command {
     /// A script for `sh -ec`.
     Script(String),

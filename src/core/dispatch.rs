@@ -2,7 +2,31 @@
 //! has a free slot, least loaded first.
 
 use super::config::Check;
-use super::filter::runner_fits;
+use super::fields::Platform;
+
+/// What a run needs of its runner: the check's `platform` and `labels`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Requirements {
+    /// `os/arch`, as in `tether.toml`.
+    pub platform: Option<String>,
+    pub labels: Vec<String>,
+}
+
+impl Requirements {
+    pub fn of(check: &Check) -> Requirements {
+        Requirements { platform: check.platform.as_ref().map(|p| p.to_string()), labels: check.labels.clone() }
+    }
+
+    /// Whether a runner with this platform and these labels can run it.
+    pub fn fit(&self, os: &str, arch: &str, labels: &[String]) -> bool {
+        let platform_fits = match self.platform.as_deref().map(Platform::parse) {
+            Some(Ok(platform)) => platform.fits(os, arch),
+            Some(Err(_)) => false,
+            None => true,
+        };
+        platform_fits && self.labels.iter().all(|wanted| labels.contains(wanted))
+    }
+}
 
 /// A connected runner as dispatch sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,13 +39,13 @@ pub struct Candidate {
     pub in_flight: u32,
 }
 
-/// The index of the runner that should take a run of `check`, or `None` if none can now.
+/// The index of the runner that should take a run needing `needs`, or `None` if none can now.
 /// Ties go to the runner with more free slots, then to the name, so that the choice is stable.
-pub fn pick_runner(check: &Check, candidates: &[Candidate]) -> Option<usize> {
+pub fn pick_runner(needs: &Requirements, candidates: &[Candidate]) -> Option<usize> {
     candidates
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.in_flight < c.capacity && runner_fits(check, &c.os, &c.arch, &c.labels))
+        .filter(|(_, c)| c.in_flight < c.capacity && needs.fit(&c.os, &c.arch, &c.labels))
         .min_by(|(_, a), (_, b)| {
             let load = |c: &Candidate| c.in_flight as f64 / c.capacity as f64;
             load(a)
@@ -51,7 +75,7 @@ mod tests {
     #[test]
     fn least_loaded_fitting_runner_with_a_free_slot() {
         let config = Config::parse("[checks.c]\nrun = \"x\"\nlabels = [\"gpu\"]\n").unwrap();
-        let check = &config.checks["c"];
+        let check = &Requirements::of(&config.checks["c"]);
         let runners = [
             candidate("a-no-gpu", &[], 4, 0),
             candidate("b-full", &["gpu"], 2, 2),
@@ -66,7 +90,7 @@ mod tests {
     #[test]
     fn ties_prefer_more_free_slots_then_the_name() {
         let config = Config::parse("[checks.c]\nrun = \"x\"\n").unwrap();
-        let check = &config.checks["c"];
+        let check = &Requirements::of(&config.checks["c"]);
         let runners =
             [candidate("z", &[], 1, 0), candidate("y", &[], 2, 0), candidate("x", &[], 2, 0)];
         assert_eq!(pick_runner(check, &runners), Some(2));

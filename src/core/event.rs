@@ -135,3 +135,41 @@ pub struct Installation {
 pub fn is_null_commit(sha: &str) -> bool {
     !sha.is_empty() && sha.bytes().all(|b| b == b'0')
 }
+
+/// Whether tether acts on a webhook event and action; everything else is answered 202 and
+/// ignored without being stored.
+pub fn is_handled(event: &str, action: Option<&str>) -> bool {
+    match (event, action) {
+        ("push", _) | ("ping", _) | ("installation", _) | ("installation_repositories", _) => true,
+        ("pull_request", Some("opened" | "synchronize" | "reopened")) => true,
+        ("check_suite", Some("requested" | "rerequested")) => true,
+        ("check_run", Some("rerequested")) => true,
+        ("issue_comment", Some("created")) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handled_events_and_actions() {
+        assert!(is_handled("push", None));
+        assert!(is_handled("pull_request", Some("synchronize")));
+        assert!(!is_handled("pull_request", Some("closed")));
+        assert!(is_handled("check_run", Some("rerequested")));
+        assert!(!is_handled("check_run", Some("completed")));
+        assert!(is_handled("issue_comment", Some("created")));
+        assert!(!is_handled("issue_comment", Some("edited")));
+        assert!(!is_handled("deployment_status", Some("created")));
+        assert!(is_handled("installation_repositories", Some("added")));
+    }
+
+    #[test]
+    fn null_commits() {
+        assert!(is_null_commit(&"0".repeat(40)));
+        assert!(!is_null_commit("0123"));
+        assert!(!is_null_commit(""));
+    }
+}

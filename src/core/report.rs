@@ -9,6 +9,8 @@ use super::run::Conclusion;
 pub const GITHUB_OUTPUT_MAX_CHARS: usize = 65_535;
 /// How many of the log's last lines a finished check run shows.
 pub const LOG_TAIL_LINES: usize = 50;
+/// The most bytes of one line kept for the check run's text.
+pub const TAIL_LINE_MAX_BYTES: usize = 1024;
 
 /// A check run's `output`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +64,50 @@ pub fn finished(f: &Finished<'_>) -> CheckOutput {
     );
     let tail = format!("```\n{}\n```", f.log_tail.replace("```", "`\u{200b}``"));
     CheckOutput { title, summary: limit(&summary, f.run_url), text: Some(limit(&tail, f.run_url)) }
+}
+
+/// The output of a run that ended without a result from its command: cancelled, lost runner,
+/// no runner in time.
+pub fn ended_without_result(conclusion: Conclusion, why: &str, run_url: &str) -> CheckOutput {
+    let title = match conclusion {
+        Conclusion::Cancelled => "Cancelled".to_string(),
+        Conclusion::TimedOut => "Timed out waiting for a runner".to_string(),
+        _ if why.starts_with("runner lost") => "runner lost".to_string(),
+        _ => "Failed".to_string(),
+    };
+    CheckOutput { title, summary: limit(&format!("{why}\n\n[The run]({run_url})"), run_url), text: None }
+}
+
+/// Text without ANSI escape sequences, for places that cannot show colours.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or ST.
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Cuts `text` to GitHub's limit, saying where the rest is.
@@ -133,6 +179,13 @@ mod tests {
         let output = queued("alice", "tether runner --connect alice@ci.example.com:6455");
         assert!(output.title.contains("@alice"));
         assert!(output.summary.contains("tether runner --connect alice@ci.example.com:6455"));
+    }
+
+    #[test]
+    fn ansi_is_stripped() {
+        assert_eq!(strip_ansi("\x1b[1;31merror\x1b[0m: x"), "error: x");
+        assert_eq!(strip_ansi("\x1b]8;;https://e.com\x1b\\link\x1b]8;;\x1b\\ ok"), "link ok");
+        assert_eq!(strip_ansi("plain"), "plain");
     }
 
     #[test]

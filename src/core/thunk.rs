@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::config::{Check, Command};
 
 /// One check, at one commit, of one repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Thunk {
     /// The check's name in `tether.toml`; not part of the id.
     pub check: String,

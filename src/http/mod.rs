@@ -3,13 +3,16 @@
 
 mod api;
 mod pages;
+mod webhook;
 
 use std::future::Future;
+use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 use crate::store::Store;
@@ -22,6 +25,24 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The GitHub App's webhook secret; set at start, or later by the App Manifest flow.
+    pub webhook_secret: Arc<RwLock<Option<Vec<u8>>>>,
+    /// Wakes the worker that processes stored deliveries.
+    pub deliveries: Arc<tokio::sync::Notify>,
+}
+
+impl AppState {
+    pub fn new(store: Store, webhook_secret: Option<Vec<u8>>) -> AppState {
+        AppState {
+            store,
+            webhook_secret: Arc::new(RwLock::new(webhook_secret)),
+            deliveries: Arc::default(),
+        }
+    }
+
+    fn webhook_secret(&self) -> Option<Vec<u8>> {
+        self.webhook_secret.read().expect("secret lock poisoned").clone()
+    }
 }
 
 /// Every route of the server.
@@ -31,6 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route("/static/tether.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/runners", get(api::runners))
+        .route(
+            "/integrations/github/events",
+            post(webhook::github_events).layer(DefaultBodyLimit::max(webhook::WEBHOOK_MAX_BODY_BYTES)),
+        )
         .fallback(|| async { HttpError::NotFound })
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -62,6 +87,12 @@ async fn security_headers(mut response: Response) -> Response {
 pub enum HttpError {
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -76,6 +107,9 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status = match &self {
             HttpError::NotFound => StatusCode::NOT_FOUND,
+            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

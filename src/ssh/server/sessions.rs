@@ -41,6 +41,8 @@ struct Inner {
     next_session: AtomicU64,
     sessions: Mutex<HashMap<String, SessionEntry>>,
     runners: Mutex<HashMap<(String, String), LiveRunner>>,
+    /// Notified whenever a runner connects, so that queued runs are dispatched at once.
+    runners_changed: Arc<tokio::sync::Notify>,
 }
 
 impl Gateway {
@@ -53,8 +55,14 @@ impl Gateway {
             next_session: AtomicU64::new(1),
             sessions: Mutex::default(),
             runners: Mutex::default(),
+            runners_changed: Arc::default(),
         };
         Gateway { inner: Arc::new(inner) }
+    }
+
+    /// Notified whenever a runner connects.
+    pub fn runners_changed(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.runners_changed.clone()
     }
 
     pub fn store(&self) -> &Store {
@@ -113,6 +121,7 @@ impl Gateway {
         let key = (runner.owner.to_ascii_lowercase(), runner.name.clone());
         let session = runner.session.clone();
         self.inner.runners.lock().expect("runners lock poisoned").insert(key, runner);
+        self.inner.runners_changed.notify_one();
         if let Some(old) = replaced.filter(|old| *old != session) {
             self.close_session(&old, "a new runner with the same name connected").await;
         }

@@ -1,0 +1,284 @@
+//! The dispatcher: gives each queued run to a fitting runner of its sender, runs it there, and
+//! records how it ended. A run that waits past its queue deadline ends `timed_out`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::oneshot;
+
+use super::{Engine, StoredThunk};
+use crate::core::dispatch::{Candidate, pick_runner};
+use crate::core::run::{Conclusion, Finished};
+use crate::core::{EventContext, RunEvent};
+use crate::exec::RunSpec;
+use crate::runner::RunnerError;
+use crate::ssh::server::LiveRunner;
+use crate::store::{OutboxEntry, RunRecord};
+
+/// How often queued runs are looked at when nothing woke the dispatcher (queue deadlines).
+const DISPATCH_TICK: Duration = Duration::from_secs(1);
+/// How many times a run is offered to a runner that says it is busy.
+const BUSY_RETRIES: u32 = 10;
+const BUSY_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Runs in flight on this server: their runner, and how to cancel them.
+#[derive(Default)]
+pub struct ActiveRuns {
+    runs: Mutex<HashMap<i64, Active>>,
+}
+
+struct Active {
+    runner: (String, String),
+    cancel: Option<oneshot::Sender<String>>,
+}
+
+impl ActiveRuns {
+    fn in_flight(&self, owner: &str, name: &str) -> u32 {
+        let runs = self.runs.lock().expect("active runs lock poisoned");
+        runs.values().filter(|a| a.runner.0.eq_ignore_ascii_case(owner) && a.runner.1 == name).count() as u32
+    }
+
+    /// Cancels a run in flight; returns whether it was.
+    fn cancel(&self, run_id: i64, reason: &str) -> bool {
+        let mut runs = self.runs.lock().expect("active runs lock poisoned");
+        match runs.get_mut(&run_id).and_then(|a| a.cancel.take()) {
+            Some(cancel) => cancel.send(reason.to_string()).is_ok(),
+            None => false,
+        }
+    }
+}
+
+pub async fn run(engine: Engine) {
+    let runners_changed = engine.inner.gateway.runners_changed();
+    loop {
+        if let Err(e) = engine.dispatch_queued().await {
+            tracing::error!(error = format!("{e:#}"), "dispatching failed");
+        }
+        tokio::select! {
+            () = engine.inner.dispatch.notified() => {}
+            () = runners_changed.notified() => {}
+            () = tokio::time::sleep(DISPATCH_TICK) => {}
+        }
+    }
+}
+
+impl Engine {
+    async fn dispatch_queued(&self) -> anyhow::Result<()> {
+        for run in self.inner.store.queued_runs().await? {
+            if SystemTime::now() > run.queue_deadline {
+                let why = format!("no runner of @{} connected within the queue time", run.sender);
+                self.finish(&run, Conclusion::TimedOut, Some(&why), None).await?;
+                continue;
+            }
+            let stored: StoredThunk = serde_json::from_str(&run.thunk)?;
+            let live = self.inner.gateway.runners_of(&run.sender);
+            let candidates: Vec<Candidate> = live.iter().map(|r| self.candidate(r)).collect();
+            let Some(index) = pick_runner(&stored.needs, &candidates) else { continue };
+            let runner = live[index].clone();
+            let label = format!("{}/{}", runner.owner, runner.name);
+            let started = self.in_progress_entry(SystemTime::now());
+            let mut entries = vec![started];
+            if let Some(comment) = &stored.comment {
+                let payload = serde_json::json!({ "installation": comment.installation, "repo": run.repo, "comment_id": comment.comment_id, "content": "rocket" });
+                entries.push(OutboxEntry { kind: super::outbox::REACTION.into(), payload: payload.to_string() });
+            }
+            if self.inner.store.start_run(run.id, &label, SystemTime::now(), entries).await? {
+                self.inner.outbox.notify_one();
+                self.launch(run, stored, runner);
+            }
+        }
+        Ok(())
+    }
+
+    fn candidate(&self, runner: &LiveRunner) -> Candidate {
+        Candidate {
+            name: runner.name.clone(),
+            os: runner.info.os.clone(),
+            arch: runner.info.arch.clone(),
+            labels: runner.info.labels.clone(),
+            capacity: runner.info.capacity,
+            in_flight: self.inner.active.in_flight(&runner.owner, &runner.name),
+        }
+    }
+
+    fn launch(&self, run: RunRecord, stored: StoredThunk, runner: LiveRunner) {
+        let (cancel_tx, cancel_rx) = oneshot::channel();
+        let active = Active { runner: (runner.owner.clone(), runner.name.clone()), cancel: Some(cancel_tx) };
+        self.inner.active.runs.lock().expect("active runs lock poisoned").insert(run.id, active);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let id = run.id;
+            if let Err(e) = engine.execute(&run, stored, runner, cancel_rx).await {
+                tracing::error!(run = id, error = format!("{e:#}"), "a run failed to complete");
+            }
+            engine.inner.active.runs.lock().expect("active runs lock poisoned").remove(&id);
+            engine.inner.dispatch.notify_one();
+        });
+    }
+
+    /// Runs one run on its runner and records the end.
+    async fn execute(&self, run: &RunRecord, stored: StoredThunk, runner: LiveRunner, cancel: oneshot::Receiver<String>) -> anyhow::Result<()> {
+        let token = match run.installation_id {
+            Some(installation) => Some(self.inner.github.checkout_token(installation, &run.repo).await?),
+            None => None,
+        };
+        let spec = RunSpec {
+            thunk: stored.thunk,
+            clone_token: token,
+            run_id: run.id.to_string(),
+            event: EventContext { kind: run.event.clone(), repo: run.repo.clone() },
+        };
+        let mut client = runner.client.clone();
+        let mut events = None;
+        for _ in 0..BUSY_RETRIES {
+            match client.run(&spec).await {
+                Err(RunnerError::Busy(_)) => tokio::time::sleep(BUSY_RETRY_DELAY).await,
+                other => {
+                    events = Some(other);
+                    break;
+                }
+            }
+        }
+        let events = match events {
+            Some(Ok(events)) => events,
+            Some(Err(e)) => return self.finish(run, Conclusion::Failure, Some(&format!("runner error: {e}")), None).await,
+            None => return self.finish(run, Conclusion::Failure, Some("the runner stayed busy"), None).await,
+        };
+        self.follow(run, events, cancel).await
+    }
+
+    /// Streams a run's events into its log until it ends, is cancelled, or its runner is lost.
+    async fn follow(&self, run: &RunRecord, mut events: crate::runner::client::RunEvents, mut cancel: oneshot::Receiver<String>) -> anyhow::Result<()> {
+        let mut log = self.inner.logs.writer(run.id).await?;
+        let mut tail = Tail::default();
+        let ended = loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(RunEvent::Output { data, .. })) => {
+                        log.write(&data).await?;
+                        tail.push(&data);
+                    }
+                    Some(Ok(RunEvent::Finished(finished))) => break Ok(finished),
+                    Some(Ok(RunEvent::Started { .. })) => {}
+                    Some(Err(e)) => break Err(format!("runner lost: {e}")),
+                    None => break Err("runner lost: the stream ended without a result".to_string()),
+                },
+                reason = &mut cancel => {
+                    drop(events);
+                    break Err(reason.unwrap_or_else(|_| "cancelled".into()));
+                }
+            }
+        };
+        log.finish().await?;
+        match ended {
+            Ok(finished) => {
+                let conclusion = finished.conclusion(false);
+                self.finish(run, conclusion, Some(&finished.outcome.describe()), Some((&finished, &tail.text()))).await
+            }
+            Err(reason) if reason.starts_with("runner lost") => self.finish(run, Conclusion::Failure, Some(&reason), None).await,
+            Err(reason) => self.finish(run, Conclusion::Cancelled, Some(&reason), None).await,
+        }
+    }
+
+    /// Cancels the open runs of these checks of a pull request at other commits ("superseded by
+    /// SHA"): a new head makes them moot.
+    pub(super) async fn supersede(&self, repo: &str, pr: u64, head_sha: &str, checks: &[String]) -> anyhow::Result<()> {
+        for check in checks {
+            for run in self.inner.store.open_runs_of_pr(repo, pr, check).await? {
+                if run.sha == head_sha {
+                    continue;
+                }
+                let reason = format!("superseded by {}", &head_sha[..head_sha.len().min(12)]);
+                if !self.inner.active.cancel(run.id, &reason) {
+                    self.finish(&run, Conclusion::Cancelled, Some(&reason), None).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the end of a run and queues its check run's completion.
+    pub(super) async fn finish(&self, run: &RunRecord, conclusion: Conclusion, exit: Option<&str>, result: Option<(&Finished, &str)>) -> anyhow::Result<()> {
+        let now = SystemTime::now();
+        let entry = self.completed_entry(run, conclusion, exit, result, now);
+        let done = self.inner.store.finish_run(run.id, conclusion_str(conclusion), exit, now, vec![entry]).await?;
+        if done {
+            tracing::info!(run = run.id, check = run.check, conclusion = conclusion_str(conclusion), "run finished");
+            self.inner.outbox.notify_one();
+        }
+        Ok(())
+    }
+
+    fn in_progress_entry(&self, at: SystemTime) -> OutboxEntry {
+        let payload = serde_json::json!({ "status": "in_progress", "started_at": unix_ms(at) });
+        OutboxEntry { kind: super::outbox::UPDATE_CHECK_RUN.into(), payload: payload.to_string() }
+    }
+
+    fn completed_entry(&self, run: &RunRecord, conclusion: Conclusion, exit: Option<&str>, result: Option<(&Finished, &str)>, at: SystemTime) -> OutboxEntry {
+        let url = self.run_url(run.id);
+        let output = match result {
+            Some((finished, tail)) => crate::core::report::finished(&crate::core::report::Finished {
+                conclusion,
+                duration: finished.duration,
+                runner: run.runner.as_deref().unwrap_or("-"),
+                exit: exit.unwrap_or("-"),
+                run_url: &url,
+                log_tail: tail,
+            }),
+            None => crate::core::report::ended_without_result(conclusion, exit.unwrap_or("-"), &url),
+        };
+        let payload = serde_json::json!({
+            "status": "completed",
+            "conclusion": conclusion_str(conclusion),
+            "completed_at": unix_ms(at),
+            "title": output.title,
+            "summary": output.summary,
+            "text": output.text,
+        });
+        OutboxEntry { kind: super::outbox::UPDATE_CHECK_RUN.into(), payload: payload.to_string() }
+    }
+}
+
+pub fn conclusion_str(conclusion: Conclusion) -> &'static str {
+    match conclusion {
+        Conclusion::Success => "success",
+        Conclusion::Failure => "failure",
+        Conclusion::TimedOut => "timed_out",
+        Conclusion::Cancelled => "cancelled",
+    }
+}
+
+fn unix_ms(time: SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The last lines of a log, with bounded memory, for the check run's text.
+#[derive(Default)]
+struct Tail {
+    lines: std::collections::VecDeque<String>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    fn push(&mut self, data: &[u8]) {
+        for &byte in data {
+            if byte == b'\n' {
+                let line = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                self.lines.push_back(line);
+                if self.lines.len() > crate::core::report::LOG_TAIL_LINES {
+                    self.lines.pop_front();
+                }
+            } else if self.partial.len() < crate::core::report::TAIL_LINE_MAX_BYTES {
+                self.partial.push(byte);
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut text: String = self.lines.iter().map(|l| format!("{l}\n")).collect();
+        text.push_str(&String::from_utf8_lossy(&self.partial));
+        crate::core::report::strip_ansi(&text)
+    }
+}
