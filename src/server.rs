@@ -43,6 +43,7 @@ pub struct Server {
     /// Runs webhooks into check runs; `None` until a GitHub App is configured.
     pub engine: Option<Engine>,
     webhook_secret: Option<String>,
+    logs: LogStore,
 }
 
 impl Server {
@@ -77,7 +78,7 @@ impl Server {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let state = AppState::new(self.store.clone(), self.webhook_secret.map(String::into_bytes));
+        let state = AppState::new(self.store.clone(), self.webhook_secret.map(String::into_bytes), Some(self.logs));
         if let Some(engine) = &self.engine {
             engine.spawn(state.deliveries.clone());
         }

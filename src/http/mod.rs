@@ -3,6 +3,7 @@
 
 mod api;
 mod pages;
+mod runs;
 mod webhook;
 
 use std::future::Future;
@@ -29,15 +30,13 @@ pub struct AppState {
     pub webhook_secret: Arc<RwLock<Option<Vec<u8>>>>,
     /// Wakes the worker that processes stored deliveries.
     pub deliveries: Arc<tokio::sync::Notify>,
+    /// Run logs.
+    pub logs: Option<crate::logs::LogStore>,
 }
 
 impl AppState {
-    pub fn new(store: Store, webhook_secret: Option<Vec<u8>>) -> AppState {
-        AppState {
-            store,
-            webhook_secret: Arc::new(RwLock::new(webhook_secret)),
-            deliveries: Arc::default(),
-        }
+    pub fn new(store: Store, webhook_secret: Option<Vec<u8>>, logs: Option<crate::logs::LogStore>) -> AppState {
+        AppState { store, webhook_secret: Arc::new(RwLock::new(webhook_secret)), deliveries: Arc::default(), logs }
     }
 
     fn webhook_secret(&self) -> Option<Vec<u8>> {
@@ -52,6 +51,10 @@ pub fn router(state: AppState) -> Router {
         .route("/static/tether.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/runners", get(api::runners))
+        .route("/api/v1/runs", get(runs::api_runs))
+        .route("/api/v1/runs/{id}", get(runs::api_run))
+        .route("/runs/{id}", get(runs::page))
+        .route("/runs/{id}/raw", get(runs::raw))
         .route(
             "/integrations/github/events",
             post(webhook::github_events).layer(DefaultBodyLimit::max(webhook::WEBHOOK_MAX_BODY_BYTES)),
