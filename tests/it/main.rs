@@ -1,6 +1,7 @@
 //! tether's one integration test binary: real processes, real git, real sockets; only GitHub is
 //! faked.
 
+mod checks;
 mod fake_github;
 mod gateway;
 mod git_http;

@@ -23,10 +23,16 @@ pub struct TetherServer {
 
 impl TetherServer {
     pub async fn start(data_dir: &Path, github_url: &str) -> TetherServer {
+        TetherServer::start_with(data_dir, github_url, &[]).await
+    }
+
+    /// Starts it with extra flags (the GitHub App's, say).
+    pub async fn start_with(data_dir: &Path, github_url: &str, extra: &[&str]) -> TetherServer {
         let mut child = tokio::process::Command::new(TETHER)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .args(["--github-api-url", github_url])
             .env("TETHER_LOG", "warn")
@@ -204,4 +210,24 @@ pub fn ssh(
         .stdin(Stdio::null())
         .kill_on_drop(true);
     command
+}
+
+/// A minimal HTTP/1.1 POST with extra headers: status and body.
+pub async fn http_post(base: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    // A server may refuse before reading the whole body (413); that is an answer too.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
 }

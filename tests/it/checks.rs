@@ -1,0 +1,165 @@
+//! From webhook to check run, end to end: a signed webhook from the recorded payloads, the real
+//! server, a real runner behind `ssh -R`, and the strict fake GitHub.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::fake_github::FakeGitHub;
+use crate::harness::*;
+use crate::serve::*;
+
+const SECRET: &str = "webhook-secret";
+const INSTALLATION: i64 = 1;
+const REPO: &str = "octo/repo";
+
+struct World {
+    github: FakeGitHub,
+    server: TetherServer,
+    repo: Repo,
+    alice: SshKey,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new() -> World {
+        let github = FakeGitHub::start().await;
+        let alice = SshKey::generate();
+        github.add_user("alice", 1001, &[&alice.public]);
+        github.add_installation(INSTALLATION, &[REPO]);
+        let dir = tempfile::tempdir().unwrap();
+        let (app_id, pem) = github.app_credentials();
+        let key = dir.path().join("app.pem");
+        std::fs::write(&key, pem).unwrap();
+        let app_id = app_id.to_string();
+        let flags = [
+            "--github-app-id", &app_id,
+            "--github-app-key", key.to_str().unwrap(),
+            "--github-webhook-secret", SECRET,
+            "--external-url", "https://ci.example.com",
+            "--ssh-public-addr", "ci.example.com:6455",
+        ];
+        let server = TetherServer::start_with(&dir.path().join("data"), &github.url, &flags).await;
+        World { github, server, repo: Repo::new(), alice, dir }
+    }
+
+    /// Commits a tether.toml (also served by the fake's contents API) and returns the commit.
+    fn commit_config(&self, toml: &str) -> String {
+        let sha = self.repo.commit(&[("tether.toml", toml.as_bytes())], "checks");
+        self.github.set_file(REPO, &sha, "tether.toml", toml.as_bytes());
+        sha
+    }
+
+    /// A push of `sha` to main by alice, from the recorded payload with our values.
+    fn push_payload(&self, sha: &str) -> Vec<u8> {
+        let mut payload: Value = serde_json::from_slice(include_bytes!("../fixtures/github-webhooks/push/with-new-branch.payload.json")).unwrap();
+        payload["ref"] = "refs/heads/main".into();
+        payload["after"] = sha.into();
+        payload["repository"]["full_name"] = REPO.into();
+        payload["repository"]["clone_url"] = self.repo.file_url().into();
+        payload["repository"]["default_branch"] = "main".into();
+        payload["sender"]["login"] = "alice".into();
+        payload["installation"]["id"] = INSTALLATION.into();
+        serde_json::to_vec(&payload).unwrap()
+    }
+
+    async fn deliver(&self, event: &str, delivery: &str, body: &[u8]) -> (u16, String) {
+        let signature = tether::core::signature::sign(SECRET.as_bytes(), body);
+        let headers = [("X-GitHub-Event", event), ("X-GitHub-Delivery", delivery), ("X-Hub-Signature-256", signature.as_str()), ("Content-Type", "application/json")];
+        http_post(&self.server.http_url, "/integrations/github/events", &headers, body).await
+    }
+
+    /// Connects alice's runner with `ssh -R`.
+    async fn connect_runner(&self) -> (Runner, tokio::process::Child) {
+        let runner = Runner::start(&["--name", "laptop"]).await;
+        let forward = format!("/laptop:{}", runner.socket.display());
+        let ssh = ssh(&self.server, &self.alice, "alice", &self.dir.path().join("known_hosts"), &["-N", "-R", &forward]).spawn().unwrap();
+        assert!(self.server.wait_for_runners(Duration::from_secs(10), |rs| rs.len() == 1).await);
+        (runner, ssh)
+    }
+
+    /// Polls the fake's check runs until `done` holds for them.
+    async fn wait_for_check_runs(&self, limit: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let runs = self.github.check_runs(REPO);
+            if done(&runs) || tokio::time::Instant::now() >= deadline {
+                return runs;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn completed(runs: &[Value], n: usize) -> bool {
+    runs.len() >= n && runs.iter().all(|r| r["status"] == "completed")
+}
+
+#[tokio::test]
+async fn a_push_runs_its_checks_on_the_senders_runner_and_reports_them() {
+    let world = World::new().await;
+    let (_runner, _ssh) = world.connect_runner().await;
+    let sha = world.commit_config("[checks.hello]\nrun = \"echo hello from $TETHER_CHECK; git rev-parse HEAD\"\n\n[checks.broken]\nrun = \"exit 3\"\n");
+    let (status, _) = world.deliver("push", "delivery-1", &world.push_payload(&sha)).await;
+    assert_eq!(status, 202);
+    let runs = world.wait_for_check_runs(Duration::from_secs(30), |rs| completed(rs, 2)).await;
+    assert!(completed(&runs, 2), "{runs:#?}");
+    let hello = runs.iter().find(|r| r["name"] == "hello").unwrap();
+    assert_eq!(hello["conclusion"], "success");
+    assert_eq!(hello["head_sha"], sha.as_str());
+    let run_id = hello["external_id"].as_str().unwrap();
+    assert_eq!(hello["details_url"], format!("https://ci.example.com/runs/{run_id}"));
+    assert!(hello["output"]["summary"].as_str().unwrap().contains("alice/laptop"), "{hello:#}");
+    let broken = runs.iter().find(|r| r["name"] == "broken").unwrap();
+    assert_eq!(broken["conclusion"], "failure");
+    assert!(broken["output"]["title"].as_str().unwrap().contains("exit 3"), "{broken:#}");
+
+    let (status, raw) = world.server.get(&format!("/runs/{run_id}/raw")).await;
+    assert_eq!(status, 200);
+    assert_eq!(raw, format!("hello from hello\n{sha}\n"));
+    let (_, page) = world.server.get(&format!("/runs/{run_id}")).await;
+    assert!(page.contains("hello from hello") && page.contains(&sha), "{page}");
+    let (_, api) = world.server.get(&format!("/api/v1/runs?repo={REPO}&sha={sha}")).await;
+    let api: Vec<Value> = serde_json::from_str(&api).unwrap();
+    assert_eq!(api.len(), 2);
+    assert!(api.iter().all(|r| r["sender"] == "alice" && r["runner"] == "alice/laptop" && r["status"] == "completed"));
+}
+
+#[tokio::test]
+async fn a_run_waits_for_its_runner_and_starts_when_one_connects() {
+    let world = World::new().await;
+    let sha = world.commit_config("[checks.later]\nrun = \"echo ran\"\n");
+    world.deliver("push", "delivery-2", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(Duration::from_secs(10), |rs| rs.len() == 1).await;
+    assert_eq!(runs[0]["status"], "queued", "{runs:#?}");
+    let summary = runs[0]["output"]["summary"].as_str().unwrap();
+    assert!(summary.contains("tether runner --connect alice@ci.example.com:6455"), "{summary}");
+    let (_runner, _ssh) = world.connect_runner().await;
+    // Started within 2 s of the runner appearing.
+    let runs = world.wait_for_check_runs(Duration::from_secs(2), |rs| rs[0]["status"] != "queued").await;
+    assert_ne!(runs[0]["status"], "queued", "{runs:#?}");
+    let runs = world.wait_for_check_runs(Duration::from_secs(20), |rs| completed(rs, 1)).await;
+    assert_eq!(runs[0]["conclusion"], "success", "{runs:#?}");
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_deduplicated_and_bad_configs_reported() {
+    let world = World::new().await;
+    let sha = world.commit_config("[checks.c]\nrun = \"true\"\ntimeout = \"soon\"\n");
+    let body = world.push_payload(&sha);
+    let headers = [("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "forged"), ("X-Hub-Signature-256", "sha256=00")];
+    let (status, _) = http_post(&world.server.http_url, "/integrations/github/events", &headers, &body).await;
+    assert_eq!(status, 401);
+    let (status, _) = world.deliver("push", "delivery-3", b"{not json").await;
+    assert_eq!(status, 400);
+    let (status, _) = world.deliver("deployment_status", "delivery-4", b"{\"action\":\"created\"}").await;
+    assert_eq!(status, 202);
+    assert_eq!(world.deliver("push", "delivery-5", &body).await.0, 202);
+    assert_eq!(world.deliver("push", "delivery-5", &body).await.0, 200);
+    let runs = world.wait_for_check_runs(Duration::from_secs(10), |rs| !rs.is_empty()).await;
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["name"], "tether.toml");
+    assert_eq!(runs[0]["conclusion"], "failure");
+    let summary = runs[0]["output"]["summary"].as_str().unwrap();
+    assert!(summary.contains("tether.toml:3:11") && summary.contains("checks.c.timeout"), "{summary}");
+}
