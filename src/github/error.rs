@@ -12,6 +12,9 @@ pub enum GitHubError {
     /// 5xx, rate limits, timeouts and connection errors: worth trying again later.
     #[error("GitHub is unavailable: {0}")]
     Unavailable(String),
+    /// A file too large to read through the contents API; tether does not read it another way.
+    #[error("the file is too large to read")]
+    TooLarge,
     #[error("GitHub error: {0}")]
     Other(String),
 }
@@ -26,7 +29,8 @@ pub fn from_octocrab(error: octocrab::Error) -> GitHubError {
                 .as_ref()
                 .and_then(|headers| headers.get("x-ratelimit-remaining"))
                 .is_some_and(|remaining| remaining == "0");
-            from_status(source.status_code.as_u16(), exhausted, &source.message)
+            let message = with_details(&source.message, source.errors.as_deref());
+            from_status(source.status_code.as_u16(), exhausted, &message)
         }
         octocrab::Error::Service { source, .. } => GitHubError::Unavailable(chain(&*source)),
         octocrab::Error::Hyper { source, .. } => GitHubError::Unavailable(chain(&source)),
@@ -47,6 +51,18 @@ pub fn from_status(status: u16, rate_limit_exhausted: bool, message: &str) -> Gi
         401 | 403 => GitHubError::Unauthorized(message.to_string()),
         500..=599 => GitHubError::Unavailable(format!("HTTP {status}: {message}")),
         _ => GitHubError::Other(format!("HTTP {status}: {message}")),
+    }
+}
+
+/// GitHub's message and the details of a 422 ("Validation Failed" alone says nothing of what
+/// was invalid).
+fn with_details(message: &str, errors: Option<&[serde_json::Value]>) -> String {
+    match errors {
+        Some(errors) if !errors.is_empty() => {
+            let details: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            format!("{message}: {}", details.join(", "))
+        }
+        _ => message.to_string(),
     }
 }
 
@@ -98,6 +114,17 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn validation_details_are_kept() {
+        let errors = [serde_json::json!({"field": "name", "code": "missing_field"})];
+        assert_eq!(
+            with_details("Validation Failed", Some(&errors)),
+            r#"Validation Failed: {"code":"missing_field","field":"name"}"#
+        );
+        assert_eq!(with_details("Not Found", Some(&[])), "Not Found");
+        assert_eq!(with_details("Not Found", None), "Not Found");
     }
 
     #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,16 @@
 //! GitHub's REST API through octocrab: the only module that may use it; its types stop here.
 
+mod app;
+mod checks;
+mod deployments;
 mod error;
 mod login;
+mod repos;
+mod route;
 pub mod webhook;
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use octocrab::Octocrab;
@@ -11,7 +18,11 @@ use octocrab::service::middleware::retry::RetryConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use app::{AppCredentials, NewApp};
+pub use checks::{CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus};
+pub use deployments::DeploymentState;
 pub use error::GitHubError;
+pub use repos::{Permission, PullHead, Reaction};
 
 /// How long one call may take, connecting included, before GitHub counts as unavailable.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +33,10 @@ const KEYS_PER_PAGE_MAX: u32 = 100;
 /// A client of GitHub's REST API (github.com or GitHub Enterprise). Cheap to clone.
 #[derive(Clone)]
 pub struct GitHub {
+    /// Without credentials: public reads, and the manifest conversion.
     api: Octocrab,
+    /// As the GitHub App, when there is one: its JWT client and the installation tokens.
+    app: Option<Arc<app::App>>,
     request_timeout: Duration,
 }
 
@@ -61,20 +75,29 @@ impl GitHub {
     }
 
     fn with_timeout(api_url: &str, request_timeout: Duration) -> Result<GitHub, GitHubError> {
+        GitHub::build(api_url, None, request_timeout)
+    }
+
+    /// The client, and the app's own when there are credentials: both share `api_url`'s checks
+    /// and the one-request-per-call rule.
+    fn build(
+        api_url: &str,
+        credentials: Option<AppCredentials>,
+        request_timeout: Duration,
+    ) -> Result<GitHub, GitHubError> {
         let base = api_base(api_url)?;
         // Without a runtime octocrab would panic rather than fail.
         tokio::runtime::Handle::try_current()
             .map_err(|_| GitHubError::Other("a GitHub client needs a tokio runtime".into()))?;
-        let builder = Octocrab::builder()
-            .base_uri(base.as_str())
-            .map_err(error::from_octocrab)?
-            // One request per call. octocrab's default retries 5xx and connection errors three
-            // times at once, which turns every login during an outage into four requests.
-            .add_retry_config(RetryConfig::None);
-        // Credentials go here when they come: the GitHub App (`.app(app_id, key)`), and from
-        // it installation clients (`Octocrab::installation`) for check runs and contents.
-        let api = builder.build().map_err(error::from_octocrab)?;
-        Ok(GitHub { api, request_timeout })
+        let api = client(&base, None)?;
+        let app = match credentials {
+            Some(credentials) => {
+                let (app_id, key) = app::signing_key(&credentials)?;
+                Some(Arc::new(app::App::new(client(&base, Some((app_id, key)))?)))
+            }
+            None => None,
+        };
+        Ok(GitHub { api, app, request_timeout })
     }
 
     /// `GET /users/{login}/keys`: the user's public keys, as OpenSSH lines ("ssh-ed25519 AAAA…"),
@@ -93,14 +116,21 @@ impl GitHub {
         Ok(GitHubUser { id: user.id, login: user.login })
     }
 
-    /// One GET of a route under the API URL, bounded in time as a whole: octocrab's own
-    /// timeouts bound each connect and each read, not a server that answers slowly.
+    /// One GET of a route under the API URL, without credentials.
     async fn get<R, Q>(&self, route: &str, query: Option<&Q>) -> Result<R, GitHubError>
     where
         R: DeserializeOwned,
         Q: Serialize + ?Sized,
     {
-        let call = self.api.get::<R, _, _>(route, query);
+        self.bounded(self.api.get::<R, _, _>(route, query)).await
+    }
+
+    /// One request, bounded in time as a whole: octocrab's own timeouts bound each connect and
+    /// each read, not a server that answers slowly.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = octocrab::Result<T>>,
+    ) -> Result<T, GitHubError> {
         match tokio::time::timeout(self.request_timeout, call).await {
             Ok(result) => result.map_err(error::from_octocrab),
             Err(_) => Err(GitHubError::Unavailable(format!(
@@ -109,6 +139,23 @@ impl GitHub {
             ))),
         }
     }
+}
+
+/// An octocrab client for `base`, as the app when given its key. One request per call:
+/// octocrab's default retries 5xx and connection errors three times at once, which turns every
+/// login during an outage into four requests.
+fn client(
+    base: &str,
+    app: Option<(octocrab::models::AppId, octocrab::jsonwebtoken::EncodingKey)>,
+) -> Result<Octocrab, GitHubError> {
+    let mut builder = Octocrab::builder()
+        .base_uri(base)
+        .map_err(error::from_octocrab)?
+        .add_retry_config(RetryConfig::None);
+    if let Some((app_id, key)) = app {
+        builder = builder.app(app_id, key);
+    }
+    builder.build().map_err(error::from_octocrab)
 }
 
 /// Checks the API URL: http(s), a host, and at most a path (GitHub Enterprise's `/api/v3`).
