@@ -24,7 +24,8 @@ macro_rules! migration {
 }
 
 /// Every migration, in order; the schema version is the length of the applied prefix.
-pub(super) const MIGRATIONS: &[Migration] = &[migration!("0001_users_and_runners.sql")];
+pub(super) const MIGRATIONS: &[Migration] =
+    &[migration!("0001_users_and_runners.sql"), migration!("0002_deliveries_runs_outbox.sql")];
 
 /// Applies the migrations `conn` has not seen yet, each in its own transaction.
 pub(super) fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<(), StoreError> {

@@ -1,10 +1,14 @@
-//! The SQLite file (migrations, users, connected runners): the only module that uses rusqlite.
+//! The SQLite file (users, runners, deliveries, runs, the outbox): the only module using rusqlite.
 //!
 //! Every call runs on one thread that owns the connection (see `worker`), so async code never
 //! waits on SQLite, and no rusqlite type leaves this module: errors become [`StoreError`] here.
 
+mod deliveries;
 mod migrate;
+mod outbox;
+mod run_queries;
 mod runners;
+mod runs;
 mod users;
 mod worker;
 
@@ -15,6 +19,11 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use self::worker::Worker;
+
+pub use self::deliveries::{Delivery, NewDelivery};
+pub use self::outbox::{OutboxEntry, OutboxItem};
+pub use self::run_queries::RunRecord;
+pub use self::runs::{NewRun, RunStatus};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -146,8 +155,28 @@ fn database(error: rusqlite::Error) -> StoreError {
 
 /// Now, as stored: milliseconds since the Unix epoch.
 fn now_ms() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    millis(SystemTime::now())
+}
+
+/// A time as stored: milliseconds since the Unix epoch; one before the epoch is stored as it.
+fn millis(time: SystemTime) -> i64 {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A row count or limit as SQLite takes it; more than `i64::MAX` means no limit anyway.
+fn limit(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// A `u64` as SQLite stores it; one above `i64::MAX` fails the statement.
+fn to_i64(value: u64) -> rusqlite::Result<i64> {
+    i64::try_from(value).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// A stored count; SQLite's `count` is never negative.
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
 }
 
 /// A stored time; one before the epoch (only a clock set far back writes it) reads as the epoch.

@@ -1,14 +1,17 @@
 //! The store against real SQLite files in temporary directories.
 
+mod deliveries;
+mod outbox;
 mod runners;
+mod runs;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 use tempfile::TempDir;
 
-use super::migrate::{MIGRATIONS, user_version};
+use super::migrate::{self, MIGRATIONS, user_version};
 use super::*;
 
 /// How long the runtime must go on running other tasks while a call waits for a lock.
@@ -46,6 +49,11 @@ pub(super) async fn add(store: &Store, owner: &str, name: &str, session: &str) -
     replaced.unwrap()
 }
 
+/// `ms` milliseconds after the epoch: a time that survives storage unrounded.
+pub(super) fn at_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
 /// The one integer `sql` selects, read on the store's own connection.
 pub(super) async fn query_i64(store: &Store, sql: &'static str) -> i64 {
     let value = store.worker.call(move |conn| conn.query_row(sql, [], |row| row.get(0)));
@@ -64,6 +72,31 @@ async fn open_migrates_and_reopening_is_idempotent() {
     let version = store.worker.call(|conn| user_version(conn)).await.unwrap();
     assert_eq!(version, known);
     assert_eq!(store.user_id("alice").await.unwrap(), Some(7));
+}
+
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_migrated_with_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tether.sqlite");
+    let mut conn = Connection::open(&path).unwrap();
+    migrate::apply(&mut conn, &MIGRATIONS[..1]).unwrap();
+    conn.execute_batch(
+        "INSERT INTO users (login, github_id, first_seen_ms) VALUES ('alice', 7, 1);
+         INSERT INTO runners (owner, name, os, arch, labels, capacity, session, connected_at_ms)
+         VALUES ('alice', 'laptop', 'linux', 'amd64', '[]', 1, 's1', 1);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path).await.unwrap();
+    let version = store.worker.call(|conn| user_version(conn)).await.unwrap();
+    assert_eq!(version, MIGRATIONS.len() as i64);
+    assert_eq!(store.user_id("alice").await.unwrap(), Some(7));
+    assert_eq!(store.runners().await.unwrap().len(), 1);
+    let run = store.insert_run(runs::new_run(Some("d1"), "test"), vec![runs::entry("create")]);
+    assert_eq!(run.await.unwrap(), 1);
+    assert_eq!(store.outbox_pending().await.unwrap(), 1);
+    let problems = "SELECT count(*) FROM pragma_foreign_key_check";
+    assert_eq!(query_i64(&store, problems).await, 0);
 }
 
 #[tokio::test]

@@ -1,0 +1,154 @@
+//! The `deliveries` and `installations` tables: every webhook, stored before it is acted on.
+
+use std::time::SystemTime;
+
+use rusqlite::{Connection, Row};
+
+use super::{Store, StoreError, count, limit, millis, now_ms, system_time};
+
+/// A webhook delivery to store, as GitHub sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// GitHub's `X-GitHub-Delivery`; a redelivery repeats it.
+    pub id: String,
+    /// `X-GitHub-Event`.
+    pub event: String,
+    /// The payload's `action`, when it has one.
+    pub action: Option<String>,
+    /// The request body, byte for byte.
+    pub payload: Vec<u8>,
+    pub received_at: SystemTime,
+}
+
+/// A stored delivery. Times are to the millisecond.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub payload: Vec<u8>,
+    pub received_at: SystemTime,
+    /// "processed", "ignored" or "failed: …"; `None` until finished.
+    pub outcome: Option<String>,
+    pub processed_at: Option<SystemTime>,
+}
+
+impl Store {
+    /// Stores a delivery; `Ok(false)` when its id was seen before (nothing changes then).
+    pub async fn insert_delivery(&self, delivery: NewDelivery) -> Result<bool, StoreError> {
+        self.worker.call(move |conn| insert(conn, &delivery)).await
+    }
+
+    /// Deliveries not yet finished, oldest first.
+    pub async fn unprocessed_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.worker.call(move |conn| unprocessed(conn, limit)).await
+    }
+
+    /// Marks a delivery finished with an outcome: "processed", "ignored", or "failed: …".
+    ///
+    /// Finishing it again replaces the outcome; an unknown id changes nothing.
+    pub async fn finish_delivery(&self, id: &str, outcome: &str) -> Result<(), StoreError> {
+        let (id, outcome, now) = (id.to_owned(), outcome.to_owned(), now_ms());
+        self.worker.call(move |conn| finish(conn, &id, &outcome, now)).await
+    }
+
+    /// (outcome, count) pairs, "pending" for unfinished ones; outcomes starting "failed" count
+    /// as "failed". For metrics; outcomes with no delivery are left out.
+    pub async fn delivery_outcome_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.worker.call(|conn| outcome_counts(conn)).await
+    }
+
+    /// Records an installation event (id, account login, action); the latest action wins.
+    pub async fn record_installation(
+        &self,
+        installation_id: i64,
+        account: &str,
+        action: &str,
+    ) -> Result<(), StoreError> {
+        let (account, action, now) = (account.to_owned(), action.to_owned(), now_ms());
+        let record = move |conn: &mut Connection| {
+            record_installation(conn, installation_id, &account, &action, now)
+        };
+        self.worker.call(record).await
+    }
+}
+
+/// Inserts `delivery` unless its id is stored; returns whether it did.
+fn insert(conn: &Connection, delivery: &NewDelivery) -> rusqlite::Result<bool> {
+    // DO NOTHING rather than REPLACE: the first copy may already be in the middle of being
+    // processed, and a redelivery's body is the same anyway.
+    let inserted = conn.execute(
+        "INSERT INTO deliveries (id, event, action, payload, received_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO NOTHING",
+        (
+            &delivery.id,
+            &delivery.event,
+            &delivery.action,
+            &delivery.payload,
+            millis(delivery.received_at),
+        ),
+    )?;
+    Ok(inserted > 0)
+}
+
+/// At most `count` unfinished deliveries, oldest first (in insertion order among equals).
+fn unprocessed(conn: &Connection, count: usize) -> rusqlite::Result<Vec<Delivery>> {
+    let mut statement = conn.prepare(
+        "SELECT id, event, action, payload, received_at_ms, outcome, processed_at_ms
+         FROM deliveries WHERE outcome IS NULL
+         ORDER BY received_at_ms, rowid LIMIT ?1",
+    )?;
+    let deliveries = statement.query_map([limit(count)], delivery)?;
+    deliveries.collect()
+}
+
+fn finish(conn: &Connection, id: &str, outcome: &str, now_ms: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE deliveries SET outcome = ?2, processed_at_ms = ?3 WHERE id = ?1",
+        (id, outcome, now_ms),
+    )?;
+    Ok(())
+}
+
+fn outcome_counts(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
+    // substr, not LIKE: LIKE ignores case, and the rule is outcomes starting "failed".
+    let mut statement = conn.prepare(
+        "SELECT CASE WHEN outcome IS NULL THEN 'pending'
+                     WHEN substr(outcome, 1, 6) = 'failed' THEN 'failed'
+                     ELSE outcome END AS kind,
+                count(*)
+         FROM deliveries GROUP BY kind ORDER BY kind",
+    )?;
+    let counts = statement.query_map([], |row| Ok((row.get(0)?, count(row.get(1)?))))?;
+    counts.collect()
+}
+
+fn record_installation(
+    conn: &Connection,
+    id: i64,
+    account: &str,
+    action: &str,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO installations (id, account, action, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (id) DO UPDATE SET account = excluded.account, action = excluded.action,
+                                        updated_at_ms = excluded.updated_at_ms",
+        (id, account, action, now_ms),
+    )?;
+    Ok(())
+}
+
+fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let processed_at: Option<i64> = row.get(6)?;
+    Ok(Delivery {
+        id: row.get(0)?,
+        event: row.get(1)?,
+        action: row.get(2)?,
+        payload: row.get(3)?,
+        received_at: system_time(row.get(4)?),
+        outcome: row.get(5)?,
+        processed_at: processed_at.map(system_time),
+    })
+}

@@ -1,0 +1,110 @@
+//! Deliveries and installations through the store's API.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{at_ms, new_store, query_i64};
+use crate::store::{NewDelivery, Store};
+
+fn delivery(id: &str, received_ms: u64) -> NewDelivery {
+    NewDelivery {
+        id: id.to_owned(),
+        event: "push".to_owned(),
+        action: None,
+        payload: format!("{{\"delivery\":\"{id}\"}}").into_bytes(),
+        received_at: at_ms(received_ms),
+    }
+}
+
+async fn unprocessed_ids(store: &Store, limit: usize) -> Vec<String> {
+    let deliveries = store.unprocessed_deliveries(limit).await.unwrap();
+    deliveries.into_iter().map(|d| d.id).collect()
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_returns_false_and_keeps_the_first_payload() {
+    let (_dir, _path, store) = new_store().await;
+    assert!(store.insert_delivery(delivery("d1", 1_000)).await.unwrap());
+    let again = NewDelivery { payload: b"second".to_vec(), ..delivery("d1", 2_000) };
+    assert!(!store.insert_delivery(again).await.unwrap());
+    let stored = store.unprocessed_deliveries(10).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].payload, br#"{"delivery":"d1"}"#);
+    assert_eq!(stored[0].received_at, at_ms(1_000));
+}
+
+#[tokio::test]
+async fn a_delivery_round_trips_byte_for_byte() {
+    let (_dir, _path, store) = new_store().await;
+    let added = NewDelivery {
+        event: "check_run".to_owned(),
+        action: Some("rerequested".to_owned()),
+        // Not UTF-8: the body is kept as bytes.
+        payload: vec![0, 159, 146, 150, 255],
+        received_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+        ..delivery("d1", 0)
+    };
+    store.insert_delivery(added.clone()).await.unwrap();
+    let stored = store.unprocessed_deliveries(1).await.unwrap().remove(0);
+    assert_eq!(
+        (stored.id, stored.event, stored.action, stored.payload, stored.received_at),
+        (added.id, added.event, added.action, added.payload, added.received_at)
+    );
+    assert_eq!((stored.outcome, stored.processed_at), (None, None));
+}
+
+#[tokio::test]
+async fn unprocessed_deliveries_are_oldest_first_until_finished() {
+    let (_dir, _path, store) = new_store().await;
+    // Inserted out of order; "b" and "c" tie and keep their insertion order.
+    for (id, received_ms) in [("d", 4_000), ("b", 2_000), ("c", 2_000), ("a", 1_000)] {
+        store.insert_delivery(delivery(id, received_ms)).await.unwrap();
+    }
+    assert_eq!(unprocessed_ids(&store, 10).await, ["a", "b", "c", "d"]);
+    assert_eq!(unprocessed_ids(&store, 2).await, ["a", "b"]);
+    let before = SystemTime::now() - Duration::from_millis(1);
+    store.finish_delivery("b", "processed").await.unwrap();
+    store.finish_delivery("a", "failed: no tether.toml").await.unwrap();
+    assert_eq!(unprocessed_ids(&store, 10).await, ["c", "d"]);
+    let finished_ms = query_i64(&store, "SELECT processed_at_ms FROM deliveries WHERE id = 'b'");
+    let finished = at_ms(finished_ms.await as u64);
+    assert!(before <= finished && finished <= SystemTime::now(), "{finished:?}");
+    let failed =
+        "SELECT count(*) FROM deliveries WHERE id = 'a' AND outcome = 'failed: no tether.toml'";
+    assert_eq!(query_i64(&store, failed).await, 1);
+}
+
+#[tokio::test]
+async fn outcome_counts_group_failures_and_count_pending() {
+    let (_dir, _path, store) = new_store().await;
+    let outcomes = [
+        ("a", Some("processed")),
+        ("b", Some("processed")),
+        ("c", Some("ignored")),
+        ("d", Some("failed: GitHub said 502")),
+        ("e", Some("failed: bad payload")),
+        ("f", None),
+    ];
+    for (id, outcome) in outcomes {
+        store.insert_delivery(delivery(id, 1_000)).await.unwrap();
+        if let Some(outcome) = outcome {
+            store.finish_delivery(id, outcome).await.unwrap();
+        }
+    }
+    let counts = store.delivery_outcome_counts().await.unwrap();
+    let expected = [("failed", 2), ("ignored", 1), ("pending", 1), ("processed", 2)];
+    let expected: Vec<(String, u64)> =
+        expected.iter().map(|(outcome, n)| (outcome.to_string(), *n)).collect();
+    assert_eq!(counts, expected);
+}
+
+#[tokio::test]
+async fn the_latest_installation_action_wins() {
+    let (_dir, _path, store) = new_store().await;
+    store.record_installation(7, "acme", "created").await.unwrap();
+    store.record_installation(8, "other", "created").await.unwrap();
+    store.record_installation(7, "Acme-Renamed", "suspend").await.unwrap();
+    assert_eq!(query_i64(&store, "SELECT count(*) FROM installations").await, 2);
+    let latest = "SELECT count(*) FROM installations
+                  WHERE id = 7 AND account = 'acme-renamed' AND action = 'suspend'";
+    assert_eq!(query_i64(&store, latest).await, 1);
+}
