@@ -64,7 +64,21 @@ impl Server {
             GitHub::new(&config.github_api_url).context("configuring the GitHub client")?;
         let keyring = Keyring::new(Arc::new(github.clone()));
         let gateway = Gateway::new(store.clone(), keyring, Some(github));
-        Ok(Server { host_key, store, gateway })
+        let logs = LogStore::open(config.blobs.as_deref(), dir)?;
+        let engine = match &config.github_app {
+            Some(app) => {
+                let app_client = GitHub::with_app(&config.github_api_url, app.clone())
+                    .context("configuring the GitHub App")?;
+                let engine_config = config.engine.clone();
+                Some(Engine::new(store.clone(), app_client, gateway.clone(), logs.clone(), engine_config))
+            }
+            None => {
+                tracing::warn!("no GitHub App is configured: webhooks are refused until one is");
+                None
+            }
+        };
+        let webhook_secret = config.webhook_secret.clone();
+        Ok(Server { host_key, store, gateway, engine, webhook_secret, logs })
     }
 
     /// Runs SSH and HTTP until `shutdown` resolves or one of them fails.

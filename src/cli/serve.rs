@@ -53,12 +53,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
-    let config = ServerConfig {
-        data_dir: args.data_dir.clone(),
-        github_api_url: args.github_api_url.clone(),
-    };
     let shutdown = super::shutdown_signal();
-    let server = Server::open(&config).await?;
     let ssh = TcpListener::bind(&args.ssh_listen)
         .await
         .with_context(|| format!("binding SSH on {}", args.ssh_listen))?;
@@ -67,10 +62,32 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding HTTP on {}", args.http_listen))?;
     let http_addr = http.local_addr()?;
     let external = args.external_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+    let ssh_public_addr = match &args.ssh_public_addr {
+        Some(addr) => addr.clone(),
+        None => {
+            let host = url::Url::parse(&external).ok().and_then(|u| u.host_str().map(String::from));
+            format!("{}:{}", host.unwrap_or_else(|| "localhost".into()), ssh.local_addr()?.port())
+        }
+    };
+    let config = ServerConfig {
+        data_dir: args.data_dir.clone(),
+        github_api_url: args.github_api_url.clone(),
+        github_app: app_credentials(&args)?,
+        webhook_secret: args.github_webhook_secret.clone(),
+        blobs: args.blobs.clone(),
+        engine: EngineConfig { external_url: external.clone(), ssh_public_addr, queue_ttl: args.queue_ttl },
+    };
+    let server = Server::open(&config).await?;
     // Tests read these lines to learn the ports they asked the system to choose.
     println!("tether: ssh host key {}", server.host_key.fingerprint());
     println!("tether: ssh listening on {}", ssh.local_addr()?);
     println!("tether: http listening on http://{http_addr} (external URL {external})");
     println!("tether: data in {}", args.data_dir.display());
     server.run(ssh, http, shutdown).await
+}
+
+fn app_credentials(args: &ServeArgs) -> anyhow::Result<Option<AppCredentials>> {
+    let (Some(app_id), Some(key)) = (args.github_app_id, &args.github_app_key) else { return Ok(None) };
+    let private_key_pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+    Ok(Some(AppCredentials { app_id, private_key_pem }))
 }

@@ -41,7 +41,7 @@ impl LogStore {
     }
 
     fn raw_path(&self, run_id: i64) -> BlobPath {
-        self.prefix.child("logs").child(run_id.to_string()).child("raw")
+        self.prefix.clone().join("logs").join(run_id.to_string()).join("raw")
     }
 
     /// A writer for a run's raw log.
