@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod engine;
 pub mod exec;
 pub mod github;
 pub mod http;
@@ -13,4 +14,3 @@ pub mod runner;
 pub mod server;
 pub mod ssh;
 pub mod store;
-pub mod engine;

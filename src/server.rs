@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::github::{AppCredentials, GitHub};
-use crate::logs::LogStore;
 use crate::http::{self, AppState};
+use crate::logs::LogStore;
 use crate::ssh::host_key::HostKey;
 use crate::ssh::server::{Gateway, Keyring};
 use crate::store::Store;
@@ -70,7 +70,13 @@ impl Server {
                 let app_client = GitHub::with_app(&config.github_api_url, app.clone())
                     .context("configuring the GitHub App")?;
                 let engine_config = config.engine.clone();
-                Some(Engine::new(store.clone(), app_client, gateway.clone(), logs.clone(), engine_config))
+                Some(Engine::new(
+                    store.clone(),
+                    app_client,
+                    gateway.clone(),
+                    logs.clone(),
+                    engine_config,
+                ))
             }
             None => {
                 tracing::warn!("no GitHub App is configured: webhooks are refused until one is");
@@ -92,7 +98,11 @@ impl Server {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let state = AppState::new(self.store.clone(), self.webhook_secret.map(String::into_bytes), Some(self.logs));
+        let state = AppState::new(
+            self.store.clone(),
+            self.webhook_secret.map(String::into_bytes),
+            Some(self.logs),
+        );
         if let Some(engine) = &self.engine {
             engine.spawn(state.deliveries.clone());
         }

@@ -75,7 +75,11 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
         github_app: app_credentials(&args)?,
         webhook_secret: args.github_webhook_secret.clone(),
         blobs: args.blobs.clone(),
-        engine: EngineConfig { external_url: external.clone(), ssh_public_addr, queue_ttl: args.queue_ttl },
+        engine: EngineConfig {
+            external_url: external.clone(),
+            ssh_public_addr,
+            queue_ttl: args.queue_ttl,
+        },
     };
     let server = Server::open(&config).await?;
     // Tests read these lines to learn the ports they asked the system to choose.
@@ -87,7 +91,10 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn app_credentials(args: &ServeArgs) -> anyhow::Result<Option<AppCredentials>> {
-    let (Some(app_id), Some(key)) = (args.github_app_id, &args.github_app_key) else { return Ok(None) };
-    let private_key_pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+    let (Some(app_id), Some(key)) = (args.github_app_id, &args.github_app_key) else {
+        return Ok(None);
+    };
+    let private_key_pem =
+        std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
     Ok(Some(AppCredentials { app_id, private_key_pem }))
 }

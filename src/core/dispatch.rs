@@ -14,7 +14,10 @@ pub struct Requirements {
 
 impl Requirements {
     pub fn of(check: &Check) -> Requirements {
-        Requirements { platform: check.platform.as_ref().map(|p| p.to_string()), labels: check.labels.clone() }
+        Requirements {
+            platform: check.platform.as_ref().map(|p| p.to_string()),
+            labels: check.labels.clone(),
+        }
     }
 
     /// Whether a runner with this platform and these labels can run it.

@@ -139,14 +139,14 @@ pub fn is_null_commit(sha: &str) -> bool {
 /// Whether tether acts on a webhook event and action; everything else is answered 202 and
 /// ignored without being stored.
 pub fn is_handled(event: &str, action: Option<&str>) -> bool {
-    match (event, action) {
-        ("push", _) | ("ping", _) | ("installation", _) | ("installation_repositories", _) => true,
-        ("pull_request", Some("opened" | "synchronize" | "reopened")) => true,
-        ("check_suite", Some("requested" | "rerequested")) => true,
-        ("check_run", Some("rerequested")) => true,
-        ("issue_comment", Some("created")) => true,
-        _ => false,
-    }
+    matches!(
+        (event, action),
+        ("push" | "ping" | "installation" | "installation_repositories", _)
+            | ("pull_request", Some("opened" | "synchronize" | "reopened"))
+            | ("check_suite", Some("requested" | "rerequested"))
+            | ("check_run", Some("rerequested"))
+            | ("issue_comment", Some("created"))
+    )
 }
 
 #[cfg(test)]

@@ -75,7 +75,11 @@ pub fn ended_without_result(conclusion: Conclusion, why: &str, run_url: &str) ->
         _ if why.starts_with("runner lost") => "runner lost".to_string(),
         _ => "Failed".to_string(),
     };
-    CheckOutput { title, summary: limit(&format!("{why}\n\n[The run]({run_url})"), run_url), text: None }
+    CheckOutput {
+        title,
+        summary: limit(&format!("{why}\n\n[The run]({run_url})"), run_url),
+        text: None,
+    }
 }
 
 /// Text without ANSI escape sequences, for places that cannot show colours.

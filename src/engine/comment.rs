@@ -11,11 +11,17 @@ use crate::core::{Check, EventKind};
 use crate::store::OutboxEntry;
 
 impl Engine {
-    pub(super) async fn on_comment(&self, comment: &IssueComment, delivery: &str) -> Result<String, Retry> {
+    pub(super) async fn on_comment(
+        &self,
+        comment: &IssueComment,
+        delivery: &str,
+    ) -> Result<String, Retry> {
         let Some(command) = parse_run_command(&comment.body) else {
             return Ok("ignored: not a /run comment".into());
         };
-        let Some(installation) = comment.installation else { return Ok("failed: no installation in the payload".into()) };
+        let Some(installation) = comment.installation else {
+            return Ok("failed: no installation in the payload".into());
+        };
         let refuse = |why: String| async move {
             self.answer(comment, installation, "confused", Some(&why)).await?;
             Ok(format!("processed: /run refused: {why}"))
@@ -24,21 +30,35 @@ impl Engine {
             return refuse("`/run` works on pull requests only.".into()).await;
         }
         let github = &self.inner.github;
-        let permission = github.permission(installation, &comment.repo.full_name, &comment.sender.login).await;
+        let permission =
+            github.permission(installation, &comment.repo.full_name, &comment.sender.login).await;
         if !permission.map_err(|e| Retry(e.to_string()))?.can_write() {
-            let why = format!("@{} needs write access to this repository to use `/run`.", comment.sender.login);
+            let why = format!(
+                "@{} needs write access to this repository to use `/run`.",
+                comment.sender.login
+            );
             return refuse(why).await;
         }
         self.answer(comment, installation, "eyes", None).await?;
-        let head = github.pull_request_head(installation, &comment.repo.full_name, comment.issue_number).await;
+        let head = github
+            .pull_request_head(installation, &comment.repo.full_name, comment.issue_number)
+            .await;
         let head = head.map_err(|e| Retry(e.to_string()))?;
-        let config = match self.load_config(installation, &comment.repo.full_name, &head.sha).await? {
-            Loaded::Valid(config) => config,
-            Loaded::Missing => return refuse("this pull request has no `tether.toml`.".into()).await,
-            Loaded::Invalid(message) => return refuse(format!("`tether.toml` cannot be used:\n```\n{message}\n```")).await,
-        };
+        let config =
+            match self.load_config(installation, &comment.repo.full_name, &head.sha).await? {
+                Loaded::Valid(config) => config,
+                Loaded::Missing => {
+                    return refuse("this pull request has no `tether.toml`.".into()).await;
+                }
+                Loaded::Invalid(message) => {
+                    return refuse(format!("`tether.toml` cannot be used:\n```\n{message}\n```"))
+                        .await;
+                }
+            };
         let checks: Vec<&Check> = match &command {
-            RunCommand::All => crate::core::filter::checks_for(&config, EventKind::PullRequest, None),
+            RunCommand::All => {
+                crate::core::filter::checks_for(&config, EventKind::PullRequest, None)
+            }
             RunCommand::Checks(names) => match config.select(names) {
                 Ok(checks) => checks,
                 Err(e) => return refuse(format!("{e}.")).await,
@@ -61,7 +81,13 @@ impl Engine {
     }
 
     /// Reacts to the comment and, with a reason, replies to the pull request.
-    async fn answer(&self, comment: &IssueComment, installation: i64, reaction: &str, why: Option<&str>) -> Result<(), Retry> {
+    async fn answer(
+        &self,
+        comment: &IssueComment,
+        installation: i64,
+        reaction: &str,
+        why: Option<&str>,
+    ) -> Result<(), Retry> {
         let repo = &comment.repo.full_name;
         let mut entries = vec![OutboxEntry {
             kind: REACTION.into(),

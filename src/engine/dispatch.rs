@@ -36,7 +36,9 @@ struct Active {
 impl ActiveRuns {
     fn in_flight(&self, owner: &str, name: &str) -> u32 {
         let runs = self.runs.lock().expect("active runs lock poisoned");
-        runs.values().filter(|a| a.runner.0.eq_ignore_ascii_case(owner) && a.runner.1 == name).count() as u32
+        runs.values()
+            .filter(|a| a.runner.0.eq_ignore_ascii_case(owner) && a.runner.1 == name)
+            .count() as u32
     }
 
     /// Cancels a run in flight; returns whether it was.
@@ -81,7 +83,10 @@ impl Engine {
             let mut entries = vec![started];
             if let Some(comment) = &stored.comment {
                 let payload = serde_json::json!({ "installation": comment.installation, "repo": run.repo, "comment_id": comment.comment_id, "content": "rocket" });
-                entries.push(OutboxEntry { kind: super::outbox::REACTION.into(), payload: payload.to_string() });
+                entries.push(OutboxEntry {
+                    kind: super::outbox::REACTION.into(),
+                    payload: payload.to_string(),
+                });
             }
             if self.inner.store.start_run(run.id, &label, SystemTime::now(), entries).await? {
                 self.inner.outbox.notify_one();
@@ -104,7 +109,8 @@ impl Engine {
 
     fn launch(&self, run: RunRecord, stored: StoredThunk, runner: LiveRunner) {
         let (cancel_tx, cancel_rx) = oneshot::channel();
-        let active = Active { runner: (runner.owner.clone(), runner.name.clone()), cancel: Some(cancel_tx) };
+        let active =
+            Active { runner: (runner.owner.clone(), runner.name.clone()), cancel: Some(cancel_tx) };
         self.inner.active.runs.lock().expect("active runs lock poisoned").insert(run.id, active);
         let engine = self.clone();
         tokio::spawn(async move {
@@ -118,9 +124,17 @@ impl Engine {
     }
 
     /// Runs one run on its runner and records the end.
-    async fn execute(&self, run: &RunRecord, stored: StoredThunk, runner: LiveRunner, cancel: oneshot::Receiver<String>) -> anyhow::Result<()> {
+    async fn execute(
+        &self,
+        run: &RunRecord,
+        stored: StoredThunk,
+        runner: LiveRunner,
+        cancel: oneshot::Receiver<String>,
+    ) -> anyhow::Result<()> {
         let token = match run.installation_id {
-            Some(installation) => Some(self.inner.github.checkout_token(installation, &run.repo).await?),
+            Some(installation) => {
+                Some(self.inner.github.checkout_token(installation, &run.repo).await?)
+            }
             None => None,
         };
         let spec = RunSpec {
@@ -142,14 +156,27 @@ impl Engine {
         }
         let events = match events {
             Some(Ok(events)) => events,
-            Some(Err(e)) => return self.finish(run, Conclusion::Failure, Some(&format!("runner error: {e}")), None).await,
-            None => return self.finish(run, Conclusion::Failure, Some("the runner stayed busy"), None).await,
+            Some(Err(e)) => {
+                return self
+                    .finish(run, Conclusion::Failure, Some(&format!("runner error: {e}")), None)
+                    .await;
+            }
+            None => {
+                return self
+                    .finish(run, Conclusion::Failure, Some("the runner stayed busy"), None)
+                    .await;
+            }
         };
         self.follow(run, events, cancel).await
     }
 
     /// Streams a run's events into its log until it ends, is cancelled, or its runner is lost.
-    async fn follow(&self, run: &RunRecord, mut events: crate::runner::client::RunEvents, mut cancel: oneshot::Receiver<String>) -> anyhow::Result<()> {
+    async fn follow(
+        &self,
+        run: &RunRecord,
+        mut events: crate::runner::client::RunEvents,
+        mut cancel: oneshot::Receiver<String>,
+    ) -> anyhow::Result<()> {
         let mut log = self.inner.logs.writer(run.id).await?;
         let mut tail = Tail::default();
         let ended = loop {
@@ -174,16 +201,30 @@ impl Engine {
         match ended {
             Ok(finished) => {
                 let conclusion = finished.conclusion(false);
-                self.finish(run, conclusion, Some(&finished.outcome.describe()), Some((&finished, &tail.text()))).await
+                self.finish(
+                    run,
+                    conclusion,
+                    Some(&finished.outcome.describe()),
+                    Some((&finished, &tail.text())),
+                )
+                .await
             }
-            Err(reason) if reason.starts_with("runner lost") => self.finish(run, Conclusion::Failure, Some(&reason), None).await,
+            Err(reason) if reason.starts_with("runner lost") => {
+                self.finish(run, Conclusion::Failure, Some(&reason), None).await
+            }
             Err(reason) => self.finish(run, Conclusion::Cancelled, Some(&reason), None).await,
         }
     }
 
     /// Cancels the open runs of these checks of a pull request at other commits ("superseded by
     /// SHA"): a new head makes them moot.
-    pub(super) async fn supersede(&self, repo: &str, pr: u64, head_sha: &str, checks: &[String]) -> anyhow::Result<()> {
+    pub(super) async fn supersede(
+        &self,
+        repo: &str,
+        pr: u64,
+        head_sha: &str,
+        checks: &[String],
+    ) -> anyhow::Result<()> {
         for check in checks {
             for run in self.inner.store.open_runs_of_pr(repo, pr, check).await? {
                 if run.sha == head_sha {
@@ -199,12 +240,27 @@ impl Engine {
     }
 
     /// Records the end of a run and queues its check run's completion.
-    pub(super) async fn finish(&self, run: &RunRecord, conclusion: Conclusion, exit: Option<&str>, result: Option<(&Finished, &str)>) -> anyhow::Result<()> {
+    pub(super) async fn finish(
+        &self,
+        run: &RunRecord,
+        conclusion: Conclusion,
+        exit: Option<&str>,
+        result: Option<(&Finished, &str)>,
+    ) -> anyhow::Result<()> {
         let now = SystemTime::now();
         let entry = self.completed_entry(run, conclusion, exit, result, now);
-        let done = self.inner.store.finish_run(run.id, conclusion_str(conclusion), exit, now, vec![entry]).await?;
+        let done = self
+            .inner
+            .store
+            .finish_run(run.id, conclusion_str(conclusion), exit, now, vec![entry])
+            .await?;
         if done {
-            tracing::info!(run = run.id, check = run.check, conclusion = conclusion_str(conclusion), "run finished");
+            tracing::info!(
+                run = run.id,
+                check = run.check,
+                conclusion = conclusion_str(conclusion),
+                "run finished"
+            );
             self.inner.outbox.notify_one();
         }
         Ok(())
@@ -215,18 +271,29 @@ impl Engine {
         OutboxEntry { kind: super::outbox::UPDATE_CHECK_RUN.into(), payload: payload.to_string() }
     }
 
-    fn completed_entry(&self, run: &RunRecord, conclusion: Conclusion, exit: Option<&str>, result: Option<(&Finished, &str)>, at: SystemTime) -> OutboxEntry {
+    fn completed_entry(
+        &self,
+        run: &RunRecord,
+        conclusion: Conclusion,
+        exit: Option<&str>,
+        result: Option<(&Finished, &str)>,
+        at: SystemTime,
+    ) -> OutboxEntry {
         let url = self.run_url(run.id);
         let output = match result {
-            Some((finished, tail)) => crate::core::report::finished(&crate::core::report::Finished {
-                conclusion,
-                duration: finished.duration,
-                runner: run.runner.as_deref().unwrap_or("-"),
-                exit: exit.unwrap_or("-"),
-                run_url: &url,
-                log_tail: tail,
-            }),
-            None => crate::core::report::ended_without_result(conclusion, exit.unwrap_or("-"), &url),
+            Some((finished, tail)) => {
+                crate::core::report::finished(&crate::core::report::Finished {
+                    conclusion,
+                    duration: finished.duration,
+                    runner: run.runner.as_deref().unwrap_or("-"),
+                    exit: exit.unwrap_or("-"),
+                    run_url: &url,
+                    log_tail: tail,
+                })
+            }
+            None => {
+                crate::core::report::ended_without_result(conclusion, exit.unwrap_or("-"), &url)
+            }
         };
         let payload = serde_json::json!({
             "status": "completed",

@@ -9,8 +9,10 @@ use tokio::sync::Notify;
 
 use super::Engine;
 use super::plan::{Planned, Retry};
-use crate::core::event::{CheckRun, CheckSuite, Event, Installation, PullRequest, Push, SuiteAction};
 use crate::core::EventKind;
+use crate::core::event::{
+    CheckRun, CheckSuite, Event, Installation, PullRequest, Push, SuiteAction,
+};
 use crate::store::{Delivery, NewRun, OutboxEntry, RunRecord};
 
 /// Deliveries read per round.
@@ -34,8 +36,14 @@ pub async fn run(engine: Engine, wake: Arc<Notify>) {
         for delivery in &pending {
             match engine.process(delivery).await {
                 Ok(outcome) => {
-                    tracing::info!(delivery = delivery.id, event = delivery.event, outcome, "delivery processed");
-                    if let Err(e) = engine.inner.store.finish_delivery(&delivery.id, &outcome).await {
+                    tracing::info!(
+                        delivery = delivery.id,
+                        event = delivery.event,
+                        outcome,
+                        "delivery processed"
+                    );
+                    if let Err(e) = engine.inner.store.finish_delivery(&delivery.id, &outcome).await
+                    {
                         tracing::error!(delivery = delivery.id, error = %e, "recording a delivery's outcome failed");
                     }
                 }
@@ -73,7 +81,9 @@ impl Engine {
             Event::IssueComment(comment) => self.on_comment(&comment, id).await,
             Event::Installation(installation) => self.on_installation(&installation).await,
             Event::Ping => Ok("processed: ping".into()),
-            Event::Ignored { event, action } => Ok(format!("ignored: {event} {}", action.unwrap_or_default())),
+            Event::Ignored { event, action } => {
+                Ok(format!("ignored: {event} {}", action.unwrap_or_default()))
+            }
         }
     }
 
@@ -81,7 +91,9 @@ impl Engine {
         if push.deleted || crate::core::event::is_null_commit(&push.after) {
             return Ok("ignored: a deleted ref".into());
         }
-        let Some(installation) = push.installation else { return Ok("failed: no installation in the payload".into()) };
+        let Some(installation) = push.installation else {
+            return Ok("failed: no installation in the payload".into());
+        };
         let branch = push.branch();
         let plan = Planned {
             repo: &push.repo.full_name,
@@ -99,7 +111,9 @@ impl Engine {
     }
 
     async fn on_pull_request(&self, pr: &PullRequest, delivery: &str) -> Result<String, Retry> {
-        let Some(installation) = pr.installation else { return Ok("failed: no installation in the payload".into()) };
+        let Some(installation) = pr.installation else {
+            return Ok("failed: no installation in the payload".into());
+        };
         let plan = Planned {
             repo: &pr.repo.full_name,
             installation,
@@ -122,7 +136,10 @@ impl Engine {
         };
         let original = self.inner.store.run(original_id).await.map_err(|e| Retry(e.to_string()))?;
         match original.filter(|run| run.repo.eq_ignore_ascii_case(&check_run.repo.full_name)) {
-            Some(original) => self.rerun(&original, delivery).await.map(|id| format!("processed: re-run {original_id} as {id}")),
+            Some(original) => self
+                .rerun(&original, delivery)
+                .await
+                .map(|id| format!("processed: re-run {original_id} as {id}")),
             None => Ok(format!("ignored: no run {original_id} of this repository")),
         }
     }
@@ -132,7 +149,12 @@ impl Engine {
         if suite.action == SuiteAction::Requested {
             return Ok("ignored: the push or pull request event starts the runs".into());
         }
-        let runs = self.inner.store.runs_for_commit(&suite.repo.full_name, &suite.head_sha).await.map_err(|e| Retry(e.to_string()))?;
+        let runs = self
+            .inner
+            .store
+            .runs_for_commit(&suite.repo.full_name, &suite.head_sha)
+            .await
+            .map_err(|e| Retry(e.to_string()))?;
         let mut latest: Vec<&RunRecord> = Vec::new();
         for run in &runs {
             // Newest first: the first run of each check is its latest.
@@ -162,8 +184,14 @@ impl Engine {
             deployment_environment: original.deployment_environment.clone(),
             queue_deadline: std::time::SystemTime::now() + self.inner.config.queue_ttl,
         };
-        let create = OutboxEntry { kind: super::outbox::CREATE_CHECK_RUN.into(), payload: "{}".into() };
-        let id = self.inner.store.insert_run(run, vec![create]).await.map_err(|e| Retry(e.to_string()))?;
+        let create =
+            OutboxEntry { kind: super::outbox::CREATE_CHECK_RUN.into(), payload: "{}".into() };
+        let id = self
+            .inner
+            .store
+            .insert_run(run, vec![create])
+            .await
+            .map_err(|e| Retry(e.to_string()))?;
         self.inner.outbox.notify_one();
         self.inner.dispatch.notify_one();
         Ok(id)
@@ -172,9 +200,16 @@ impl Engine {
     async fn on_installation(&self, installation: &Installation) -> Result<String, Retry> {
         let store = &self.inner.store;
         store
-            .record_installation(installation.installation_id, &installation.account, &installation.action)
+            .record_installation(
+                installation.installation_id,
+                &installation.account,
+                &installation.action,
+            )
             .await
             .map_err(|e| Retry(e.to_string()))?;
-        Ok(format!("processed: installation {} {}", installation.installation_id, installation.action))
+        Ok(format!(
+            "processed: installation {} {}",
+            installation.installation_id, installation.action
+        ))
     }
 }

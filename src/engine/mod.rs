@@ -72,7 +72,13 @@ pub struct CommentRef {
 }
 
 impl Engine {
-    pub fn new(store: Store, github: GitHub, gateway: Gateway, logs: LogStore, config: EngineConfig) -> Engine {
+    pub fn new(
+        store: Store,
+        github: GitHub,
+        gateway: Gateway,
+        logs: LogStore,
+        config: EngineConfig,
+    ) -> Engine {
         let inner = Inner {
             store,
             github,

@@ -7,7 +7,9 @@ use serde::Deserialize;
 
 use super::Engine;
 use crate::core::report;
-use crate::github::{CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus, GitHubError, Reaction};
+use crate::github::{
+    CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus, GitHubError, Reaction,
+};
 use crate::store::OutboxItem;
 
 /// Create a run's check run (`queued`, with how to connect a runner).
@@ -60,7 +62,9 @@ impl Engine {
                     Err(e) => {
                         let delay = retry_delay(item.attempts);
                         tracing::warn!(item = item.id, kind = item.kind, attempts = item.attempts + 1, error = %e, "a GitHub write failed; it will be retried");
-                        store.outbox_retry(item.id, &e.to_string(), SystemTime::now() + delay).await?;
+                        store
+                            .outbox_retry(item.id, &e.to_string(), SystemTime::now() + delay)
+                            .await?;
                     }
                 }
             }
@@ -84,7 +88,9 @@ impl Engine {
 
     async fn create_check_run(&self, item: &OutboxItem) -> anyhow::Result<()> {
         let run = self.outbox_run(item).await?;
-        let installation = run.installation_id.ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+        let installation = run
+            .installation_id
+            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
         let queued = report::queued(&run.sender, &self.connect_command(&run.sender));
         let write = CheckRunWrite {
             name: run.check.clone(),
@@ -95,7 +101,11 @@ impl Engine {
             started_at: None,
             conclusion: None,
             completed_at: None,
-            output: Some(CheckOutputWrite { title: queued.title, summary: queued.summary, text: queued.text }),
+            output: Some(CheckOutputWrite {
+                title: queued.title,
+                summary: queued.summary,
+                text: queued.text,
+            }),
         };
         let id = self.inner.github.create_check_run(installation, &run.repo, &write).await?;
         self.inner.store.set_check_run_id(run.id, id).await?;
@@ -104,19 +114,31 @@ impl Engine {
 
     async fn update_check_run(&self, item: &OutboxItem) -> anyhow::Result<()> {
         let run = self.outbox_run(item).await?;
-        let installation = run.installation_id.ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
-        let check_run_id = run.check_run_id.ok_or_else(|| anyhow::anyhow!("run {} has no check run yet", run.id))?;
+        let installation = run
+            .installation_id
+            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+        let check_run_id = run
+            .check_run_id
+            .ok_or_else(|| anyhow::anyhow!("run {} has no check run yet", run.id))?;
         let update: Update = serde_json::from_str(&item.payload)?;
         let write = CheckRunWrite {
             name: run.check.clone(),
             head_sha: run.sha.clone(),
             external_id: run.id.to_string(),
             details_url: self.run_url(run.id),
-            status: if update.status == "completed" { CheckStatus::Completed } else { CheckStatus::InProgress },
+            status: if update.status == "completed" {
+                CheckStatus::Completed
+            } else {
+                CheckStatus::InProgress
+            },
             started_at: update.started_at.map(from_ms),
             conclusion: update.conclusion.as_deref().map(parse_conclusion),
             completed_at: update.completed_at.map(from_ms),
-            output: update.title.map(|title| CheckOutputWrite { title, summary: update.summary.unwrap_or_default(), text: update.text }),
+            output: update.title.map(|title| CheckOutputWrite {
+                title,
+                summary: update.summary.unwrap_or_default(),
+                text: update.text,
+            }),
         };
         self.inner.github.update_check_run(installation, &run.repo, check_run_id, &write).await?;
         Ok(())
@@ -160,7 +182,8 @@ impl Engine {
     }
 
     async fn outbox_run(&self, item: &OutboxItem) -> anyhow::Result<crate::store::RunRecord> {
-        let id = item.run_id.ok_or_else(|| anyhow::anyhow!("outbox item {} has no run", item.id))?;
+        let id =
+            item.run_id.ok_or_else(|| anyhow::anyhow!("outbox item {} has no run", item.id))?;
         self.inner.store.run(id).await?.ok_or_else(|| anyhow::anyhow!("run {id} is gone"))
     }
 }

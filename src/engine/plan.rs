@@ -43,25 +43,40 @@ pub struct Planned<'a> {
 }
 
 impl Engine {
-    pub(super) async fn load_config(&self, installation: i64, repo: &str, sha: &str) -> Result<Loaded, Retry> {
+    pub(super) async fn load_config(
+        &self,
+        installation: i64,
+        repo: &str,
+        sha: &str,
+    ) -> Result<Loaded, Retry> {
         match self.inner.github.file_at(installation, repo, CONFIG_FILE, sha).await {
             Ok(None) => Ok(Loaded::Missing),
             Ok(Some(bytes)) => Ok(match std::str::from_utf8(&bytes) {
-                Ok(text) => Config::parse(text).map_or_else(|e| Loaded::Invalid(e.to_string()), Loaded::Valid),
+                Ok(text) => Config::parse(text)
+                    .map_or_else(|e| Loaded::Invalid(e.to_string()), Loaded::Valid),
                 Err(_) => Loaded::Invalid("tether.toml: the file is not UTF-8".into()),
             }),
-            Err(GitHubError::TooLarge) => Ok(Loaded::Invalid("tether.toml: the file is over 1 MiB".into())),
+            Err(GitHubError::TooLarge) => {
+                Ok(Loaded::Invalid("tether.toml: the file is over 1 MiB".into()))
+            }
             Err(e) => Err(Retry(format!("loading tether.toml of {repo} at {sha}: {e}"))),
         }
     }
 
     /// Stores a run per check, each with the creation of its check run queued in the outbox.
-    pub(super) async fn queue_runs(&self, plan: &Planned<'_>, checks: &[&Check]) -> anyhow::Result<Vec<i64>> {
+    pub(super) async fn queue_runs(
+        &self,
+        plan: &Planned<'_>,
+        checks: &[&Check],
+    ) -> anyhow::Result<Vec<i64>> {
         let mut ids = Vec::new();
         for check in checks {
             let thunk = Thunk::new(check, plan.sha, plan.clone_url);
-            let comment = plan.comment_id.map(|comment_id| CommentRef { installation: plan.installation, comment_id });
-            let stored = StoredThunk { thunk: thunk.clone(), needs: Requirements::of(check), comment };
+            let comment = plan
+                .comment_id
+                .map(|comment_id| CommentRef { installation: plan.installation, comment_id });
+            let stored =
+                StoredThunk { thunk: thunk.clone(), needs: Requirements::of(check), comment };
             let run = NewRun {
                 repo: plan.repo.to_string(),
                 installation_id: Some(plan.installation),
@@ -77,7 +92,8 @@ impl Engine {
                 deployment_environment: check.deployment.clone().filter(|_| plan.deploys),
                 queue_deadline: SystemTime::now() + self.inner.config.queue_ttl,
             };
-            let create = OutboxEntry { kind: super::outbox::CREATE_CHECK_RUN.into(), payload: "{}".into() };
+            let create =
+                OutboxEntry { kind: super::outbox::CREATE_CHECK_RUN.into(), payload: "{}".into() };
             ids.push(self.inner.store.insert_run(run, vec![create]).await?);
         }
         self.inner.outbox.notify_one();
@@ -86,9 +102,16 @@ impl Engine {
     }
 
     /// Reports an unusable `tether.toml` as one failed check run.
-    pub(super) async fn report_invalid_config(&self, installation: i64, repo: &str, sha: &str, message: &str) -> anyhow::Result<()> {
+    pub(super) async fn report_invalid_config(
+        &self,
+        installation: i64,
+        repo: &str,
+        sha: &str,
+        message: &str,
+    ) -> anyhow::Result<()> {
         let payload = serde_json::json!({ "installation": installation, "repo": repo, "sha": sha, "message": message });
-        let entry = OutboxEntry { kind: super::outbox::CONFIG_ERROR.into(), payload: payload.to_string() };
+        let entry =
+            OutboxEntry { kind: super::outbox::CONFIG_ERROR.into(), payload: payload.to_string() };
         self.inner.store.enqueue(None, entry).await?;
         self.inner.outbox.notify_one();
         Ok(())
@@ -96,7 +119,12 @@ impl Engine {
 
     /// Loads the config and queues the checks `select` picks from it; returns the outcome text
     /// for the delivery.
-    pub(super) async fn plan(&self, plan: Planned<'_>, kind: EventKind, branch: Option<&str>) -> Result<String, Retry> {
+    pub(super) async fn plan(
+        &self,
+        plan: Planned<'_>,
+        kind: EventKind,
+        branch: Option<&str>,
+    ) -> Result<String, Retry> {
         let config = match self.load_config(plan.installation, plan.repo, plan.sha).await? {
             Loaded::Missing => return Ok("processed: no tether.toml".into()),
             Loaded::Invalid(message) => {
@@ -110,7 +138,9 @@ impl Engine {
         let checks = crate::core::filter::checks_for(&config, kind, branch);
         if let Some(pr) = plan.pr_number {
             let names: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
-            self.supersede(plan.repo, pr, plan.sha, &names).await.map_err(|e| Retry(e.to_string()))?;
+            self.supersede(plan.repo, pr, plan.sha, &names)
+                .await
+                .map_err(|e| Retry(e.to_string()))?;
         }
         let ids = self.queue_runs(&plan, &checks).await.map_err(|e| Retry(e.to_string()))?;
         Ok(format!("processed: {} runs", ids.len()))

@@ -10,9 +10,9 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
@@ -35,8 +35,17 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, webhook_secret: Option<Vec<u8>>, logs: Option<crate::logs::LogStore>) -> AppState {
-        AppState { store, webhook_secret: Arc::new(RwLock::new(webhook_secret)), deliveries: Arc::default(), logs }
+    pub fn new(
+        store: Store,
+        webhook_secret: Option<Vec<u8>>,
+        logs: Option<crate::logs::LogStore>,
+    ) -> AppState {
+        AppState {
+            store,
+            webhook_secret: Arc::new(RwLock::new(webhook_secret)),
+            deliveries: Arc::default(),
+            logs,
+        }
     }
 
     fn webhook_secret(&self) -> Option<Vec<u8>> {
@@ -57,7 +66,8 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}/raw", get(runs::raw))
         .route(
             "/integrations/github/events",
-            post(webhook::github_events).layer(DefaultBodyLimit::max(webhook::WEBHOOK_MAX_BODY_BYTES)),
+            post(webhook::github_events)
+                .layer(DefaultBodyLimit::max(webhook::WEBHOOK_MAX_BODY_BYTES)),
         )
         .fallback(|| async { HttpError::NotFound })
         .layer(axum::middleware::map_response(security_headers))

@@ -60,7 +60,10 @@ async fn find(state: &AppState, id: i64) -> Result<RunRecord, HttpError> {
     state.store.run(id).await?.ok_or(HttpError::NotFound)
 }
 
-pub async fn api_run(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<RunJson>, HttpError> {
+pub async fn api_run(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<RunJson>, HttpError> {
     Ok(Json(RunJson::from(&find(&state, id).await?)))
 }
 
@@ -70,7 +73,10 @@ pub struct RunsQuery {
     sha: Option<String>,
 }
 
-pub async fn api_runs(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> Result<Json<Vec<RunJson>>, HttpError> {
+pub async fn api_runs(
+    State(state): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<RunJson>>, HttpError> {
     let runs = match (&q.repo, &q.sha) {
         (Some(repo), Some(sha)) => state.store.runs_for_commit(repo, sha).await?,
         (repo, None) => state.store.recent_runs(repo.as_deref(), 100, None).await?,
@@ -87,10 +93,16 @@ struct RunPage {
     log: String,
 }
 
-pub async fn page(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Html<String>, HttpError> {
+pub async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Html<String>, HttpError> {
     let run = find(&state, id).await?;
     let log = match &state.logs {
-        Some(logs) => logs.raw(id).await?.map(|b| crate::core::report::strip_ansi(&String::from_utf8_lossy(&b))),
+        Some(logs) => logs
+            .raw(id)
+            .await?
+            .map(|b| crate::core::report::strip_ansi(&String::from_utf8_lossy(&b))),
         None => None,
     };
     let log = log.unwrap_or_else(|| "(the log appears here when the run is done)".into());
@@ -99,11 +111,21 @@ pub async fn page(State(state): State<AppState>, Path(id): Path<i64>) -> Result<
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 
-pub async fn raw(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, HttpError> {
+pub async fn raw(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Response, HttpError> {
     find(&state, id).await?;
     let bytes = match &state.logs {
         Some(logs) => logs.raw(id).await?.ok_or(HttpError::NotFound)?,
         None => return Err(HttpError::NotFound),
     };
-    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CONTENT_DISPOSITION, "inline")], bytes).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "inline"),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -16,9 +16,15 @@ use crate::store::NewDelivery;
 /// The largest webhook body accepted; GitHub caps payloads at 25 MiB.
 pub const WEBHOOK_MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
 
-pub async fn github_events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<(StatusCode, &'static str), HttpError> {
+pub async fn github_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, &'static str), HttpError> {
     let Some(secret) = state.webhook_secret() else {
-        return Err(HttpError::Unavailable("no webhook secret is configured; set up the GitHub App first"));
+        return Err(HttpError::Unavailable(
+            "no webhook secret is configured; set up the GitHub App first",
+        ));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // Verify before looking at the body at all.
@@ -26,11 +32,12 @@ pub async fn github_events(State(state): State<AppState>, headers: HeaderMap, bo
         tracing::warn!(error = %e, delivery = header("x-github-delivery"), "refused a webhook");
         return Err(HttpError::Unauthorized("bad or missing signature"));
     }
-    let (Some(event), Some(delivery)) = (header("x-github-event"), header("x-github-delivery")) else {
+    let (Some(event), Some(delivery)) = (header("x-github-event"), header("x-github-delivery"))
+    else {
         return Err(HttpError::BadRequest("missing X-GitHub-Event or X-GitHub-Delivery".into()));
     };
-    let json: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| HttpError::BadRequest(format!("malformed JSON: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| HttpError::BadRequest(format!("malformed JSON: {e}")))?;
     let action = json.get("action").and_then(|a| a.as_str());
     if event == "ping" {
         return Ok((StatusCode::OK, "pong\n"));

@@ -24,19 +24,24 @@ impl LogStore {
     /// knows; `None` means `file://` under `data_dir/blobs`.
     pub fn open(url: Option<&str>, data_dir: &Path) -> anyhow::Result<LogStore> {
         let url = match url {
-            Some(url) => url::Url::parse(url).with_context(|| format!("--blobs {url:?} is not a URL"))?,
+            Some(url) => {
+                url::Url::parse(url).with_context(|| format!("--blobs {url:?} is not a URL"))?
+            }
             None => {
                 let dir = data_dir.join("blobs");
-                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
                 let dir = dir.canonicalize()?;
-                url::Url::from_directory_path(&dir).map_err(|()| anyhow::anyhow!("bad blob dir {}", dir.display()))?
+                url::Url::from_directory_path(&dir)
+                    .map_err(|()| anyhow::anyhow!("bad blob dir {}", dir.display()))?
             }
         };
         if url.scheme() == "file" {
             let dir = url.to_file_path().map_err(|()| anyhow::anyhow!("bad file URL {url}"))?;
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        let (store, prefix) = object_store::parse_url(&url).with_context(|| format!("opening blobstore {url}"))?;
+        let (store, prefix) =
+            object_store::parse_url(&url).with_context(|| format!("opening blobstore {url}"))?;
         Ok(LogStore { store: Arc::from(store), prefix })
     }
 
@@ -46,7 +51,11 @@ impl LogStore {
 
     /// A writer for a run's raw log.
     pub async fn writer(&self, run_id: i64) -> anyhow::Result<LogWriter> {
-        let upload = self.store.put_multipart(&self.raw_path(run_id)).await.context("starting a log upload")?;
+        let upload = self
+            .store
+            .put_multipart(&self.raw_path(run_id))
+            .await
+            .context("starting a log upload")?;
         Ok(LogWriter { upload: WriteMultipart::new(upload), bytes: 0 })
     }
 

@@ -33,11 +33,16 @@ impl World {
         std::fs::write(&key, pem).unwrap();
         let app_id = app_id.to_string();
         let flags = [
-            "--github-app-id", &app_id,
-            "--github-app-key", key.to_str().unwrap(),
-            "--github-webhook-secret", SECRET,
-            "--external-url", "https://ci.example.com",
-            "--ssh-public-addr", "ci.example.com:6455",
+            "--github-app-id",
+            &app_id,
+            "--github-app-key",
+            key.to_str().unwrap(),
+            "--github-webhook-secret",
+            SECRET,
+            "--external-url",
+            "https://ci.example.com",
+            "--ssh-public-addr",
+            "ci.example.com:6455",
         ];
         let server = TetherServer::start_with(&dir.path().join("data"), &github.url, &flags).await;
         World { github, server, repo: Repo::new(), alice, dir }
@@ -52,7 +57,10 @@ impl World {
 
     /// A push of `sha` to main by alice, from the recorded payload with our values.
     fn push_payload(&self, sha: &str) -> Vec<u8> {
-        let mut payload: Value = serde_json::from_slice(include_bytes!("../fixtures/github-webhooks/push/with-new-branch.payload.json")).unwrap();
+        let mut payload: Value = serde_json::from_slice(include_bytes!(
+            "../fixtures/github-webhooks/push/with-new-branch.payload.json"
+        ))
+        .unwrap();
         payload["ref"] = "refs/heads/main".into();
         payload["after"] = sha.into();
         payload["repository"]["full_name"] = REPO.into();
@@ -65,7 +73,12 @@ impl World {
 
     async fn deliver(&self, event: &str, delivery: &str, body: &[u8]) -> (u16, String) {
         let signature = tether::core::signature::sign(SECRET.as_bytes(), body);
-        let headers = [("X-GitHub-Event", event), ("X-GitHub-Delivery", delivery), ("X-Hub-Signature-256", signature.as_str()), ("Content-Type", "application/json")];
+        let headers = [
+            ("X-GitHub-Event", event),
+            ("X-GitHub-Delivery", delivery),
+            ("X-Hub-Signature-256", signature.as_str()),
+            ("Content-Type", "application/json"),
+        ];
         http_post(&self.server.http_url, "/integrations/github/events", &headers, body).await
     }
 
@@ -73,13 +86,25 @@ impl World {
     async fn connect_runner(&self) -> (Runner, tokio::process::Child) {
         let runner = Runner::start(&["--name", "laptop"]).await;
         let forward = format!("/laptop:{}", runner.socket.display());
-        let ssh = ssh(&self.server, &self.alice, "alice", &self.dir.path().join("known_hosts"), &["-N", "-R", &forward]).spawn().unwrap();
+        let ssh = ssh(
+            &self.server,
+            &self.alice,
+            "alice",
+            &self.dir.path().join("known_hosts"),
+            &["-N", "-R", &forward],
+        )
+        .spawn()
+        .unwrap();
         assert!(self.server.wait_for_runners(Duration::from_secs(10), |rs| rs.len() == 1).await);
         (runner, ssh)
     }
 
     /// Polls the fake's check runs until `done` holds for them.
-    async fn wait_for_check_runs(&self, limit: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    async fn wait_for_check_runs(
+        &self,
+        limit: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let runs = self.github.check_runs(REPO);
@@ -122,7 +147,9 @@ async fn a_push_runs_its_checks_on_the_senders_runner_and_reports_them() {
     let (_, api) = world.server.get(&format!("/api/v1/runs?repo={REPO}&sha={sha}")).await;
     let api: Vec<Value> = serde_json::from_str(&api).unwrap();
     assert_eq!(api.len(), 2);
-    assert!(api.iter().all(|r| r["sender"] == "alice" && r["runner"] == "alice/laptop" && r["status"] == "completed"));
+    assert!(api.iter().all(|r| r["sender"] == "alice"
+        && r["runner"] == "alice/laptop"
+        && r["status"] == "completed"));
 }
 
 #[tokio::test]
@@ -136,7 +163,8 @@ async fn a_run_waits_for_its_runner_and_starts_when_one_connects() {
     assert!(summary.contains("tether runner --connect alice@ci.example.com:6455"), "{summary}");
     let (_runner, _ssh) = world.connect_runner().await;
     // Started within 2 s of the runner appearing.
-    let runs = world.wait_for_check_runs(Duration::from_secs(2), |rs| rs[0]["status"] != "queued").await;
+    let runs =
+        world.wait_for_check_runs(Duration::from_secs(2), |rs| rs[0]["status"] != "queued").await;
     assert_ne!(runs[0]["status"], "queued", "{runs:#?}");
     let runs = world.wait_for_check_runs(Duration::from_secs(20), |rs| completed(rs, 1)).await;
     assert_eq!(runs[0]["conclusion"], "success", "{runs:#?}");
@@ -147,12 +175,18 @@ async fn webhooks_are_verified_deduplicated_and_bad_configs_reported() {
     let world = World::new().await;
     let sha = world.commit_config("[checks.c]\nrun = \"true\"\ntimeout = \"soon\"\n");
     let body = world.push_payload(&sha);
-    let headers = [("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "forged"), ("X-Hub-Signature-256", "sha256=00")];
-    let (status, _) = http_post(&world.server.http_url, "/integrations/github/events", &headers, &body).await;
+    let headers = [
+        ("X-GitHub-Event", "push"),
+        ("X-GitHub-Delivery", "forged"),
+        ("X-Hub-Signature-256", "sha256=00"),
+    ];
+    let (status, _) =
+        http_post(&world.server.http_url, "/integrations/github/events", &headers, &body).await;
     assert_eq!(status, 401);
     let (status, _) = world.deliver("push", "delivery-3", b"{not json").await;
     assert_eq!(status, 400);
-    let (status, _) = world.deliver("deployment_status", "delivery-4", b"{\"action\":\"created\"}").await;
+    let (status, _) =
+        world.deliver("deployment_status", "delivery-4", b"{\"action\":\"created\"}").await;
     assert_eq!(status, 202);
     assert_eq!(world.deliver("push", "delivery-5", &body).await.0, 202);
     assert_eq!(world.deliver("push", "delivery-5", &body).await.0, 200);
@@ -161,5 +195,8 @@ async fn webhooks_are_verified_deduplicated_and_bad_configs_reported() {
     assert_eq!(runs[0]["name"], "tether.toml");
     assert_eq!(runs[0]["conclusion"], "failure");
     let summary = runs[0]["output"]["summary"].as_str().unwrap();
-    assert!(summary.contains("tether.toml:3:11") && summary.contains("checks.c.timeout"), "{summary}");
+    assert!(
+        summary.contains("tether.toml:3:11") && summary.contains("checks.c.timeout"),
+        "{summary}"
+    );
 }
