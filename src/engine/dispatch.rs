@@ -70,7 +70,7 @@ impl Engine {
         for run in self.inner.store.queued_runs().await? {
             if SystemTime::now() > run.queue_deadline {
                 let why = format!("no runner of @{} connected within the queue time", run.sender);
-                self.finish(&run, Conclusion::TimedOut, Some(&why), None).await?;
+                self.finish(&run, Conclusion::TimedOut, Some(&why), None, false).await?;
                 continue;
             }
             let stored: StoredThunk = serde_json::from_str(&run.thunk)?;
@@ -81,6 +81,12 @@ impl Engine {
             let label = format!("{}/{}", runner.owner, runner.name);
             let started = self.in_progress_entry(SystemTime::now());
             let mut entries = vec![started];
+            if run.deployment_environment.is_some() {
+                entries.push(OutboxEntry {
+                    kind: super::outbox::DEPLOYMENT_START.into(),
+                    payload: "{}".into(),
+                });
+            }
             if let Some(comment) = &stored.comment {
                 let payload = serde_json::json!({ "installation": comment.installation, "repo": run.repo, "comment_id": comment.comment_id, "content": "rocket" });
                 entries.push(OutboxEntry {
@@ -158,12 +164,18 @@ impl Engine {
             Some(Ok(events)) => events,
             Some(Err(e)) => {
                 return self
-                    .finish(run, Conclusion::Failure, Some(&format!("runner error: {e}")), None)
+                    .finish(
+                        run,
+                        Conclusion::Failure,
+                        Some(&format!("runner error: {e}")),
+                        None,
+                        true,
+                    )
                     .await;
             }
             None => {
                 return self
-                    .finish(run, Conclusion::Failure, Some("the runner stayed busy"), None)
+                    .finish(run, Conclusion::Failure, Some("the runner stayed busy"), None, true)
                     .await;
             }
         };
@@ -206,13 +218,14 @@ impl Engine {
                     conclusion,
                     Some(&finished.outcome.describe()),
                     Some((&finished, &tail.text())),
+                    true,
                 )
                 .await
             }
             Err(reason) if reason.starts_with("runner lost") => {
-                self.finish(run, Conclusion::Failure, Some(&reason), None).await
+                self.finish(run, Conclusion::Failure, Some(&reason), None, true).await
             }
-            Err(reason) => self.finish(run, Conclusion::Cancelled, Some(&reason), None).await,
+            Err(reason) => self.finish(run, Conclusion::Cancelled, Some(&reason), None, true).await,
         }
     }
 
@@ -232,35 +245,43 @@ impl Engine {
                 }
                 let reason = format!("superseded by {}", &head_sha[..head_sha.len().min(12)]);
                 if !self.inner.active.cancel(run.id, &reason) {
-                    self.finish(&run, Conclusion::Cancelled, Some(&reason), None).await?;
+                    let started = run.status != crate::store::RunStatus::Queued;
+                    self.finish(&run, Conclusion::Cancelled, Some(&reason), None, started).await?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Records the end of a run and queues its check run's completion.
+    /// Records the end of a run and queues its check run's completion (and its deployment's, for
+    /// a run that `started` and so has one).
     pub(super) async fn finish(
         &self,
         run: &RunRecord,
         conclusion: Conclusion,
         exit: Option<&str>,
         result: Option<(&Finished, &str)>,
+        started: bool,
     ) -> anyhow::Result<()> {
         let now = SystemTime::now();
-        let entry = self.completed_entry(run, conclusion, exit, result, now);
+        let mut entries = vec![self.completed_entry(run, conclusion, exit, result, now)];
+        if run.deployment_environment.is_some() && started {
+            let state = match conclusion {
+                Conclusion::Success => "success",
+                Conclusion::Failure if result.is_some() => "failure",
+                _ => "error",
+            };
+            let payload = serde_json::json!({ "state": state }).to_string();
+            entries.push(OutboxEntry { kind: super::outbox::DEPLOYMENT_STATUS.into(), payload });
+        }
         let done = self
             .inner
             .store
-            .finish_run(run.id, conclusion_str(conclusion), exit, now, vec![entry])
+            .finish_run(run.id, conclusion_str(conclusion), exit, now, entries)
             .await?;
         if done {
-            tracing::info!(
-                run = run.id,
-                check = run.check,
-                conclusion = conclusion_str(conclusion),
-                "run finished"
-            );
+            let conclusion = conclusion_str(conclusion);
+            tracing::info!(run = run.id, check = run.check, conclusion, "run finished");
             self.inner.outbox.notify_one();
         }
         Ok(())

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use super::Engine;
 use crate::core::report;
 use crate::github::{
-    CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus, GitHubError, Reaction,
+    CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus, DeploymentState, GitHubError,
+    Reaction,
 };
 use crate::store::OutboxItem;
 
@@ -22,6 +23,10 @@ pub const CONFIG_ERROR: &str = "config_error";
 pub const REACTION: &str = "reaction";
 /// Reply to a pull request.
 pub const COMMENT: &str = "comment";
+/// Create a run's deployment and mark it in progress.
+pub const DEPLOYMENT_START: &str = "deployment_start";
+/// Set a run's deployment's final state; the payload holds it.
+pub const DEPLOYMENT_STATUS: &str = "deployment_status";
 
 /// Items sent per round.
 const OUTBOX_BATCH: usize = 32;
@@ -82,6 +87,8 @@ impl Engine {
             CONFIG_ERROR => self.config_error(item).await,
             REACTION => self.react(item).await,
             COMMENT => self.comment(item).await,
+            DEPLOYMENT_START => self.deployment_start(item).await,
+            DEPLOYMENT_STATUS => self.deployment_status(item).await,
             other => anyhow::bail!("unknown outbox kind {other:?}"),
         }
     }
@@ -181,6 +188,62 @@ impl Engine {
         Ok(self.inner.github.create_comment(c.installation, &c.repo, c.issue, &c.body).await?)
     }
 
+    async fn deployment_start(&self, item: &OutboxItem) -> anyhow::Result<()> {
+        let run = self.outbox_run(item).await?;
+        let installation = run
+            .installation_id
+            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+        let environment = run.deployment_environment.clone().unwrap_or_default();
+        // A retry after the deployment was created but its status was not must not create a
+        // second deployment.
+        let id = match run.deployment_id {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .inner
+                    .github
+                    .create_deployment(installation, &run.repo, &run.sha, &environment)
+                    .await?;
+                self.inner.store.set_deployment_id(run.id, id).await?;
+                id
+            }
+        };
+        let url = self.run_url(run.id);
+        Ok(self
+            .inner
+            .github
+            .create_deployment_status(
+                installation,
+                &run.repo,
+                id,
+                DeploymentState::InProgress,
+                &url,
+            )
+            .await?)
+    }
+
+    async fn deployment_status(&self, item: &OutboxItem) -> anyhow::Result<()> {
+        let run = self.outbox_run(item).await?;
+        let installation = run
+            .installation_id
+            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+        let id = run
+            .deployment_id
+            .ok_or_else(|| anyhow::anyhow!("run {} has no deployment yet", run.id))?;
+        let state: DeploymentPayload = serde_json::from_str(&item.payload)?;
+        let state = match state.state.as_str() {
+            "success" => DeploymentState::Success,
+            "failure" => DeploymentState::Failure,
+            _ => DeploymentState::Error,
+        };
+        let url = self.run_url(run.id);
+        Ok(self
+            .inner
+            .github
+            .create_deployment_status(installation, &run.repo, id, state, &url)
+            .await?)
+    }
+
     async fn outbox_run(&self, item: &OutboxItem) -> anyhow::Result<crate::store::RunRecord> {
         let id =
             item.run_id.ok_or_else(|| anyhow::anyhow!("outbox item {} has no run", item.id))?;
@@ -197,6 +260,11 @@ struct Update {
     title: Option<String>,
     summary: Option<String>,
     text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeploymentPayload {
+    state: String,
 }
 
 #[derive(Deserialize)]
