@@ -52,6 +52,9 @@ impl ActiveRuns {
 }
 
 pub async fn run(engine: Engine) {
+    if let Err(e) = engine.recover().await {
+        tracing::error!(error = format!("{e:#}"), "ending the runs of an earlier server failed");
+    }
     let runners_changed = engine.inner.gateway.runners_changed();
     loop {
         if let Err(e) = engine.dispatch_queued().await {
@@ -66,6 +69,16 @@ pub async fn run(engine: Engine) {
 }
 
 impl Engine {
+    /// At start, no run is in flight on this server: a run still marked in progress was running
+    /// when the server stopped, and its stream is gone with it.
+    async fn recover(&self) -> anyhow::Result<()> {
+        for run in self.inner.store.in_progress_runs().await? {
+            let why = "runner lost: the server restarted while the run was going";
+            self.finish(&run, Conclusion::Failure, Some(why), None, true).await?;
+        }
+        Ok(())
+    }
+
     async fn dispatch_queued(&self) -> anyhow::Result<()> {
         for run in self.inner.store.queued_runs().await? {
             if SystemTime::now() > run.queue_deadline {
