@@ -12,5 +12,6 @@ pub mod http;
 pub mod logs;
 pub mod runner;
 pub mod server;
+pub mod setup;
 pub mod ssh;
 pub mod store;

@@ -11,8 +11,10 @@ use tokio::net::TcpListener;
 
 use crate::engine::{Engine, EngineConfig};
 use crate::github::{AppCredentials, GitHub};
+use crate::http::setup::Setup;
 use crate::http::{self, AppState};
 use crate::logs::LogStore;
+use crate::setup::SavedApp;
 use crate::ssh::host_key::HostKey;
 use crate::ssh::server::{Gateway, Keyring};
 use crate::store::Store;
@@ -44,6 +46,53 @@ pub struct Server {
     pub engine: Option<Engine>,
     webhook_secret: Option<String>,
     logs: LogStore,
+    parts: Parts,
+}
+
+/// What it takes to start an engine later, when `/setup` creates the app.
+#[derive(Clone)]
+struct Parts {
+    store: Store,
+    gateway: Gateway,
+    logs: LogStore,
+    config: ServerConfig,
+}
+
+impl Parts {
+    fn engine(&self, app: AppCredentials) -> anyhow::Result<Engine> {
+        let github = GitHub::with_app(&self.config.github_api_url, app)
+            .context("configuring the GitHub App")?;
+        let (store, gateway, logs) = (self.store.clone(), self.gateway.clone(), self.logs.clone());
+        Ok(Engine::new(store, github, gateway, logs, self.config.engine.clone()))
+    }
+
+    /// The `/setup` flow, and the task that starts the engine with the app it creates.
+    fn setup(&self, deliveries: Arc<tokio::sync::Notify>) -> anyhow::Result<Arc<Setup>> {
+        let (activate, mut created) = tokio::sync::mpsc::unbounded_channel::<SavedApp>();
+        let github =
+            GitHub::new(&self.config.github_api_url).context("configuring the GitHub client")?;
+        let config = &self.config;
+        let setup = Setup::new(
+            github,
+            config.github_api_url.clone(),
+            config.data_dir.clone(),
+            config.engine.external_url.clone(),
+            activate,
+        );
+        let parts = self.clone();
+        tokio::spawn(async move {
+            if let Some(app) = created.recv().await {
+                match parts.engine(app.credentials()) {
+                    Ok(engine) => engine.spawn(deliveries),
+                    Err(e) => tracing::error!(
+                        error = format!("{e:#}"),
+                        "starting with the new GitHub App failed"
+                    ),
+                }
+            }
+        });
+        Ok(Arc::new(setup))
+    }
 }
 
 impl Server {
@@ -65,26 +114,23 @@ impl Server {
         let keyring = Keyring::new(Arc::new(github.clone()));
         let gateway = Gateway::new(store.clone(), keyring, Some(github));
         let logs = LogStore::open(config.blobs.as_deref(), dir)?;
-        let engine = match &config.github_app {
-            Some(app) => {
-                let app_client = GitHub::with_app(&config.github_api_url, app.clone())
-                    .context("configuring the GitHub App")?;
-                let engine_config = config.engine.clone();
-                Some(Engine::new(
-                    store.clone(),
-                    app_client,
-                    gateway.clone(),
-                    logs.clone(),
-                    engine_config,
-                ))
-            }
-            None => {
-                tracing::warn!("no GitHub App is configured: webhooks are refused until one is");
-                None
-            }
+        let saved = SavedApp::load(dir)?;
+        let (app, webhook_secret) = match (&config.github_app, saved) {
+            (Some(app), _) => (Some(app.clone()), config.webhook_secret.clone()),
+            (None, Some(saved)) => (Some(saved.credentials()), Some(saved.webhook_secret.clone())),
+            (None, None) => (None, config.webhook_secret.clone()),
         };
-        let webhook_secret = config.webhook_secret.clone();
-        Ok(Server { host_key, store, gateway, engine, webhook_secret, logs })
+        if app.is_none() {
+            tracing::warn!("no GitHub App is configured: create one at /setup");
+        }
+        let parts = Parts {
+            store: store.clone(),
+            gateway: gateway.clone(),
+            logs: logs.clone(),
+            config: config.clone(),
+        };
+        let engine = app.map(|app| parts.engine(app)).transpose()?;
+        Ok(Server { host_key, store, gateway, engine, webhook_secret, logs, parts })
     }
 
     /// Runs SSH and HTTP until `shutdown` resolves or one of them fails.
@@ -98,13 +144,11 @@ impl Server {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let state = AppState::new(
-            self.store.clone(),
-            self.webhook_secret.map(String::into_bytes),
-            Some(self.logs),
-        );
-        if let Some(engine) = &self.engine {
-            engine.spawn(state.deliveries.clone());
+        let secret = self.webhook_secret.map(String::into_bytes);
+        let mut state = AppState::new(self.store.clone(), secret, Some(self.logs));
+        match &self.engine {
+            Some(engine) => engine.spawn(state.deliveries.clone()),
+            None => state.setup = Some(self.parts.setup(state.deliveries.clone())?),
         }
         let mut ssh_task = tokio::spawn(crate::ssh::server::serve(
             ssh,

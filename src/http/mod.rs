@@ -4,6 +4,7 @@
 mod api;
 mod pages;
 mod runs;
+pub mod setup;
 mod webhook;
 
 use std::future::Future;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub deliveries: Arc<tokio::sync::Notify>,
     /// Run logs.
     pub logs: Option<crate::logs::LogStore>,
+    /// The App Manifest flow, while no app is configured.
+    pub setup: Option<Arc<setup::Setup>>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             webhook_secret: Arc::new(RwLock::new(webhook_secret)),
             deliveries: Arc::default(),
             logs,
+            setup: None,
         }
     }
 
@@ -64,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}", get(runs::api_run))
         .route("/runs/{id}", get(runs::page))
         .route("/runs/{id}/raw", get(runs::raw))
+        .route("/setup", get(setup::page))
+        .route("/setup/callback", get(setup::callback))
         .route(
             "/integrations/github/events",
             post(webhook::github_events)
