@@ -68,8 +68,9 @@ struct PageQuery {
 
 impl GitHub {
     /// A client for the API at `api_url` (`https://api.github.com`, GitHub Enterprise's
-    /// `https://HOST/api/v3`, or a test fake), without credentials for now. Must be called
-    /// inside a tokio runtime: octocrab starts its request queue on it.
+    /// `https://HOST/api/v3`, or a test fake), without credentials: public reads and the
+    /// manifest conversion only ([`GitHub::with_app`] for the rest). Must be called inside a
+    /// tokio runtime: octocrab starts its request queue on it.
     pub fn new(api_url: &str) -> Result<GitHub, GitHubError> {
         GitHub::with_timeout(api_url, REQUEST_TIMEOUT)
     }

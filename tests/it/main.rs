@@ -6,6 +6,8 @@ mod fake_github;
 mod gateway;
 mod git_http;
 mod github;
+mod github_app;
+mod github_repos;
 mod harness;
 mod local_run;
 mod runner;

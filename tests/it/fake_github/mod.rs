@@ -2,24 +2,43 @@
 //!
 //! Each endpoint is a small handler over [`State`], routed in [`router`]; [`gate`] does what
 //! GitHub does before any endpoint: count the request, fail in an outage, refuse requests
-//! without a `User-Agent` or with an unknown token.
+//! without a `User-Agent` or with an unknown token. The app's side is in `auth` (JWTs,
+//! installation tokens and what each may do), `schema` (GitHub's 422s), and one module per
+//! group of endpoints.
+
+// A refusal is the response itself, so that checks return it with `?`; its size is no cost in
+// a test server.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+mod checks;
+mod deployments;
+mod repos;
+mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
+
+pub use auth::FOREIGN_KEY_PEM;
 
 /// GitHub's page size when a request names none, and the most it allows.
 const PER_PAGE_DEFAULT: usize = 30;
 const PER_PAGE_MAX: usize = 100;
 /// Key ids start far from user ids, so that mixing them up fails a test.
 const FIRST_KEY_ID: i64 = 1_000_000;
+/// Ids of check runs, deployments, comments and reactions start elsewhere again.
+const FIRST_OBJECT_ID: i64 = 5_000_000;
+/// GitHub's installation tokens live an hour.
+const TOKEN_LIFETIME_DEFAULT: Duration = Duration::from_secs(60 * 60);
 const DOCS_URL: &str = "https://docs.github.com/rest";
 /// What GitHub answers (as text, not JSON) to a request without a `User-Agent`.
 const NO_USER_AGENT_MESSAGE: &str = "Request forbidden by administrative rules. Please make sure \
@@ -46,7 +65,24 @@ struct State {
     down: bool,
     /// Requests received, refused ones included, by "METHOD /path".
     calls: BTreeMap<String, usize>,
+    /// Requests still to answer 502, by "METHOD /path".
+    failing: BTreeMap<String, usize>,
     next_key_id: i64,
+    next_id: i64,
+    app: auth::AppState,
+    repos: repos::RepoState,
+    /// Check runs by repository, in creation order.
+    check_runs: BTreeMap<String, Vec<Value>>,
+    /// Deployments by repository, in creation order: id, the body sent, and the states of
+    /// their statuses.
+    deployments: BTreeMap<String, Vec<(i64, Value, Vec<String>)>>,
+}
+
+impl State {
+    fn next_id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
 }
 
 struct User {
@@ -63,6 +99,8 @@ impl FakeGitHub {
         let state = Arc::new(Mutex::new(State {
             url: url.clone(),
             next_key_id: FIRST_KEY_ID,
+            next_id: FIRST_OBJECT_ID,
+            app: auth::AppState::new(TOKEN_LIFETIME_DEFAULT),
             ..State::default()
         }));
         let app = router(state.clone());
@@ -92,6 +130,73 @@ impl FakeGitHub {
         self.state().down = down;
     }
 
+    /// The fake app's id and private key (PEM), for `GitHub::with_app`.
+    pub fn app_credentials(&self) -> (u64, String) {
+        (auth::APP_ID, auth::APP_KEY_PEM.to_string())
+    }
+
+    /// An installation of the app on these repositories ("owner/name").
+    pub fn add_installation(&self, id: i64, repos: &[&str]) {
+        let repos = repos.iter().map(|r| r.to_string()).collect();
+        self.state().app.installations.insert(id, repos);
+    }
+
+    /// How long installation tokens issued from now on live (an hour unless set).
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.state().app.token_lifetime = lifetime;
+    }
+
+    /// A code that `POST /app-manifests/{code}/conversions` turns into this app, once.
+    pub fn register_manifest_code(&self, code: &str) {
+        self.state().app.manifest_codes.insert(code.to_string());
+    }
+
+    /// A file of `repo` at commit `sha`.
+    pub fn set_file(&self, repo: &str, sha: &str, path: &str, bytes: &[u8]) {
+        let key = (repo.to_string(), sha.to_string(), path.to_string());
+        self.state().repos.files.insert(key, bytes.to_vec());
+    }
+
+    /// `login`'s role on `repo`: admin, maintain, write, triage or read.
+    pub fn set_permission(&self, repo: &str, login: &str, role: &str) {
+        let key = (repo.to_string(), login.to_ascii_lowercase());
+        self.state().repos.roles.insert(key, role.to_string());
+    }
+
+    /// An open pull request of `repo` whose head is `head_sha`, on a branch `pr-{number}`.
+    pub fn set_pull(&self, repo: &str, number: u64, head_sha: &str) {
+        self.state().repos.pulls.insert((repo.to_string(), number), head_sha.to_string());
+    }
+
+    /// Each check run of `repo` as it stands now, in creation order.
+    pub fn check_runs(&self, repo: &str) -> Vec<Value> {
+        self.state().check_runs.get(repo).cloned().unwrap_or_default()
+    }
+
+    /// The reactions on an issue comment, in the order they were added.
+    pub fn reactions(&self, repo: &str, comment_id: i64) -> Vec<String> {
+        let key = (repo.to_string(), comment_id);
+        self.state().repos.reactions.get(&key).cloned().unwrap_or_default()
+    }
+
+    /// The bodies of the comments on an issue or pull request.
+    pub fn comments(&self, repo: &str, issue: u64) -> Vec<String> {
+        let key = (repo.to_string(), issue);
+        self.state().repos.comments.get(&key).cloned().unwrap_or_default()
+    }
+
+    /// Each deployment of `repo` as its creation sent it, with its statuses' states in order.
+    pub fn deployments(&self, repo: &str) -> Vec<(Value, Vec<String>)> {
+        let state = self.state();
+        let deployments = state.deployments.get(repo).into_iter().flatten();
+        deployments.map(|(_, sent, states)| (sent.clone(), states.clone())).collect()
+    }
+
+    /// The next `n` requests for `route` ("METHOD /path") answer 502, as GitHub sometimes does.
+    pub fn fail_next(&self, route: &str, n: usize) {
+        self.state().failing.insert(route.to_string(), n);
+    }
+
     /// Requests received for `route`, "METHOD /path" without the query, refused ones included.
     pub fn calls(&self, route: &str) -> usize {
         self.state().calls.get(route).copied().unwrap_or(0)
@@ -109,9 +214,21 @@ impl FakeGitHub {
 
 /// Every endpoint the fake knows; anything else is GitHub's JSON 404.
 fn router(state: Shared) -> Router {
+    let repo = |rest: &str| format!("/repos/{{owner}}/{{repo}}{rest}");
     Router::new()
         .route("/users/{login}", get(user))
         .route("/users/{login}/keys", get(user_keys))
+        .route("/app/installations/{id}/access_tokens", post(auth::access_tokens))
+        .route("/app-manifests/{code}/conversions", post(auth::convert_manifest))
+        .route(&repo("/contents/{*path}"), get(repos::contents))
+        .route(&repo("/check-runs"), post(checks::create))
+        .route(&repo("/check-runs/{id}"), patch(checks::update))
+        .route(&repo("/issues/comments/{id}/reactions"), post(repos::react))
+        .route(&repo("/issues/{number}/comments"), post(repos::comment))
+        .route(&repo("/collaborators/{login}/permission"), get(repos::permission))
+        .route(&repo("/pulls/{number}"), get(repos::pull))
+        .route(&repo("/deployments"), post(deployments::create))
+        .route(&repo("/deployments/{id}/statuses"), post(deployments::status))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), gate))
@@ -123,8 +240,14 @@ async fn gate(Extract(state): Extract<Shared>, request: Request, next: Next) -> 
     let route = format!("{} {}", request.method(), request.uri().path());
     let refusal = {
         let mut state = state.lock().unwrap();
-        *state.calls.entry(route).or_default() += 1;
-        refusal(&state, request.headers())
+        *state.calls.entry(route.clone()).or_default() += 1;
+        match state.failing.get_mut(&route).filter(|n| **n > 0) {
+            Some(n) => {
+                *n -= 1;
+                Some(message(StatusCode::BAD_GATEWAY, "Server Error"))
+            }
+            None => refusal(&state, &route, request.headers()),
+        }
     };
     match refusal {
         Some(response) => response,
@@ -132,7 +255,9 @@ async fn gate(Extract(state): Extract<Shared>, request: Request, next: Next) -> 
     }
 }
 
-fn refusal(state: &State, headers: &HeaderMap) -> Option<Response> {
+/// GitHub's refusals before any endpoint. The token request carries the app's JWT, which its
+/// handler checks.
+fn refusal(state: &State, route: &str, headers: &HeaderMap) -> Option<Response> {
     if state.down {
         return Some(message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"));
     }
@@ -141,7 +266,11 @@ fn refusal(state: &State, headers: &HeaderMap) -> Option<Response> {
         return Some((StatusCode::FORBIDDEN, NO_USER_AGENT_MESSAGE).into_response());
     }
     let authorization = headers.get(header::AUTHORIZATION)?;
-    let known = token(authorization).is_some_and(|token| state.tokens.contains(token));
+    if route.ends_with("/access_tokens") {
+        return None;
+    }
+    let known = token(authorization)
+        .is_some_and(|token| state.tokens.contains(token) || state.app.live(token).is_some());
     (!known).then(|| message(StatusCode::UNAUTHORIZED, "Bad credentials"))
 }
 

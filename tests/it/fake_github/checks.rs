@@ -1,0 +1,133 @@
+//! Check runs, created and updated with GitHub's validation.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State as Extract};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::Value;
+
+use super::auth::{self, Need};
+use super::schema::{self, Object, Reply};
+use super::{Shared, message};
+
+const CREATE_FIELDS: [&str; 10] = [
+    "name",
+    "head_sha",
+    "details_url",
+    "external_id",
+    "status",
+    "started_at",
+    "conclusion",
+    "completed_at",
+    "output",
+    "actions",
+];
+/// An update may rename a run but not move it to another commit.
+const UPDATE_FIELDS: [&str; 9] = [
+    "name",
+    "details_url",
+    "external_id",
+    "status",
+    "started_at",
+    "conclusion",
+    "completed_at",
+    "output",
+    "actions",
+];
+const OUTPUT_FIELDS: [&str; 5] = ["title", "summary", "text", "annotations", "images"];
+/// What an app may set; GitHub Actions alone sets `waiting`, `requested`, `pending` and `stale`.
+const STATUSES: [&str; 3] = ["queued", "in_progress", "completed"];
+const CONCLUSIONS: [&str; 7] =
+    ["action_required", "cancelled", "failure", "neutral", "success", "skipped", "timed_out"];
+/// GitHub's limit on `output.summary` and `output.text`.
+const OUTPUT_TEXT_MAX_CHARS: usize = 65_535;
+
+/// `POST /repos/{owner}/{repo}/check-runs`.
+pub async fn create(
+    Extract(state): Extract<Shared>,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let repo = format!("{owner}/{name}");
+    let mut state = state.lock().unwrap();
+    auth::authorize(&state, &headers, &repo, Need::write("checks"))?;
+    let mut run = schema::object(&body, false)?;
+    schema::permitted(&run, &CREATE_FIELDS)?;
+    schema::required(&run, "name")?;
+    let sha = schema::required(&run, "head_sha")?;
+    if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let detail = format!("No commit found for SHA: {sha}");
+        return Err(message(StatusCode::UNPROCESSABLE_ENTITY, &detail));
+    }
+    validate(&run)?;
+    run.entry("status").or_insert_with(|| "queued".into());
+    complete(&mut run)?;
+    run.insert("id".into(), state.next_id().into());
+    let run = Value::Object(run);
+    state.check_runs.entry(repo).or_default().push(run.clone());
+    Ok((StatusCode::CREATED, Json(run)).into_response())
+}
+
+/// `PATCH /repos/{owner}/{repo}/check-runs/{id}`: the fields sent replace those stored.
+pub async fn update(
+    Extract(state): Extract<Shared>,
+    Path((owner, name, id)): Path<(String, String, i64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Reply {
+    let repo = format!("{owner}/{name}");
+    let mut state = state.lock().unwrap();
+    auth::authorize(&state, &headers, &repo, Need::write("checks"))?;
+    let changes = schema::object(&body, false)?;
+    schema::permitted(&changes, &UPDATE_FIELDS)?;
+    validate(&changes)?;
+    let runs = state.check_runs.entry(repo).or_default();
+    let Some(Value::Object(stored)) = runs.iter_mut().find(|run| run["id"] == id) else {
+        return Err(message(StatusCode::NOT_FOUND, "Not Found"));
+    };
+    let mut run = stored.clone();
+    run.extend(changes);
+    complete(&mut run)?;
+    *stored = run.clone();
+    Ok(Json(Value::Object(run)).into_response())
+}
+
+/// The checks common to a create and an update.
+fn validate(run: &Object) -> Result<(), Response> {
+    for key in ["name", "details_url", "external_id"] {
+        schema::string(run, key)?;
+    }
+    schema::one_of(run, "status", &STATUSES)?;
+    schema::one_of(run, "conclusion", &CONCLUSIONS)?;
+    schema::timestamp(run, "started_at")?;
+    schema::timestamp(run, "completed_at")?;
+    match run.get("output") {
+        None => Ok(()),
+        Some(Value::Object(output)) => validate_output(output),
+        Some(other) => {
+            Err(schema::invalid(&format!("For 'properties/output', {other} is not an object.")))
+        }
+    }
+}
+
+fn validate_output(output: &Object) -> Result<(), Response> {
+    schema::permitted(output, &OUTPUT_FIELDS)?;
+    schema::required(output, "title")?;
+    schema::required(output, "summary")?;
+    schema::bounded(output, "summary", OUTPUT_TEXT_MAX_CHARS)?;
+    schema::bounded(output, "text", OUTPUT_TEXT_MAX_CHARS)
+}
+
+/// A conclusion completes a run; a completed run needs one.
+fn complete(run: &mut Object) -> Result<(), Response> {
+    if run.contains_key("conclusion") {
+        run.insert("status".into(), "completed".into());
+    }
+    let completed = run.get("status").is_some_and(|status| status == "completed")
+        || run.contains_key("completed_at");
+    if completed && !run.contains_key("conclusion") {
+        return Err(schema::invalid("\"conclusion\" wasn't supplied."));
+    }
+    Ok(())
+}
