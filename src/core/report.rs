@@ -62,7 +62,7 @@ pub fn finished(f: &Finished<'_>) -> CheckOutput {
         f.exit,
         f.run_url
     );
-    let tail = format!("```\n{}\n```", f.log_tail.replace("```", "`\u{200b}``"));
+    let tail = format!("```\n{}\n```", f.log_tail.trim_end().replace("```", "`\u{200b}``"));
     CheckOutput { title, summary: limit(&summary, f.run_url), text: Some(limit(&tail, f.run_url)) }
 }
 

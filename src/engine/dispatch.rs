@@ -109,6 +109,14 @@ impl Engine {
             }
             if self.inner.store.start_run(run.id, &label, SystemTime::now(), entries).await? {
                 self.inner.outbox.notify_one();
+                // The record now describes the run as it goes.
+                let now = SystemTime::now();
+                let run = RunRecord {
+                    runner: Some(label),
+                    status: crate::store::RunStatus::InProgress,
+                    started_at: Some(now),
+                    ..run
+                };
                 self.launch(run, stored, runner);
             }
         }
