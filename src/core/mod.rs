@@ -1,13 +1,16 @@
 //! The decisions of tether, with no I/O: what `tether.toml` means, which checks an event runs,
-//! what a thunk is and how it is named, and how a run ends.
+//! what a thunk is and how it is named, how a run ends, whether to trust a host key and when to
+//! reconnect.
 //!
 //! Everything here is plain data and pure functions, so it is tested without sockets, processes
 //! or files.
 
+pub mod backoff;
 pub mod config;
 pub mod duration;
 pub mod fields;
 pub mod filter;
+pub mod host_key;
 pub mod run;
 pub mod thunk;
 
