@@ -7,3 +7,4 @@ pub mod cli;
 pub mod core;
 pub mod exec;
 pub mod runner;
+pub mod ssh;

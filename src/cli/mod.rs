@@ -3,6 +3,7 @@
 mod local;
 mod runner;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -20,8 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Run thunks for a tether server: serve the runner protocol on a socket.
-    Runner(runner::RunnerArgs),
+    /// Run thunks for a tether server: serve the runner protocol on a socket, or connect to the
+    /// server over SSH and serve it there.
+    Runner(Box<runner::RunnerArgs>),
     /// Run the checks of ./tether.toml on this machine, at the current commit, with no server.
     Run(local::RunArgs),
 }
@@ -39,7 +41,7 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Commands::Runner(args) => report(runner::main(args).await),
+            Commands::Runner(args) => report(runner::main(*args).await),
             Commands::Run(args) => local::main(args).await,
         }
     })
@@ -61,6 +63,8 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person: logs in files and tests stay greppable.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
