@@ -4,6 +4,7 @@ mod local;
 mod runner;
 mod serve;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -22,9 +23,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// The server: SSH gateway, HTTP (webhooks, pages, API), dispatcher.
-    Serve(serve::ServeArgs),
-    /// Run thunks for a tether server: serve the runner protocol on a socket.
-    Runner(runner::RunnerArgs),
+    Serve(Box<serve::ServeArgs>),
+    /// Run thunks for a tether server: serve the runner protocol on a socket, or connect to the
+    /// server over SSH and serve it there.
+    Runner(Box<runner::RunnerArgs>),
     /// Run the checks of ./tether.toml on this machine, at the current commit, with no server.
     Run(local::RunArgs),
 }
@@ -42,8 +44,8 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Commands::Serve(args) => report(serve::main(args).await),
-            Commands::Runner(args) => report(runner::main(args).await),
+            Commands::Serve(args) => report(serve::main(*args).await),
+            Commands::Runner(args) => report(runner::main(*args).await),
             Commands::Run(args) => local::main(args).await,
         }
     })
@@ -62,7 +64,12 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TETHER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colour codes only for a person: logs in files and tests stay greppable.
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// Installs the SIGTERM and Ctrl-C handlers now, and returns a future that resolves on either.

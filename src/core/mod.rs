@@ -1,9 +1,11 @@
 //! The decisions of tether, with no I/O: what `tether.toml` means, which checks an event runs,
-//! what a thunk is and how it is named, and how a run ends.
+//! what a thunk is and how it is named, how a run ends, whether to trust a host key and when to
+//! reconnect.
 //!
 //! Everything here is plain data and pure functions, so it is tested without sockets, processes
 //! or files.
 
+pub mod backoff;
 pub mod command;
 pub mod config;
 pub mod dispatch;
@@ -11,6 +13,7 @@ pub mod duration;
 pub mod event;
 pub mod fields;
 pub mod filter;
+pub mod host_key;
 pub mod report;
 pub mod run;
 pub mod signature;

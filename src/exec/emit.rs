@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::mask::Masker;
 use crate::core::run::Finished;
@@ -12,24 +12,57 @@ use crate::core::{OutputStream, RunEvent};
 
 pub struct Emitter {
     tx: mpsc::Sender<RunEvent>,
+    cancel: Option<watch::Receiver<bool>>,
     seq: u64,
     maskers: [Masker; 3],
+}
+
+/// Resolves when a run must stop: its reader went away, or its executor cancelled every run.
+pub struct StopSignal {
+    tx: mpsc::Sender<RunEvent>,
+    cancel: Option<watch::Receiver<bool>>,
+}
+
+impl StopSignal {
+    pub async fn stopped(&mut self) {
+        let cancelled = async {
+            match &mut self.cancel {
+                // An executor that is gone cancels nothing more.
+                Some(cancel) => {
+                    if cancel.wait_for(|cancelled| *cancelled).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.tx.closed() => {}
+            () = cancelled => {}
+        }
+    }
 }
 
 impl Emitter {
     /// An emitter that masks every value in `secrets`.
     pub fn new(tx: mpsc::Sender<RunEvent>, secrets: &[&str]) -> Emitter {
         let maskers = [Masker::new(secrets), Masker::new(secrets), Masker::new(secrets)];
-        Emitter { tx, seq: 0, maskers }
+        Emitter { tx, cancel: None, seq: 0, maskers }
     }
 
-    /// A handle whose `closed()` resolves when the reader has gone away: the run is cancelled.
-    pub fn closed_signal(&self) -> mpsc::Sender<RunEvent> {
-        self.tx.clone()
+    /// Also stops the run when `cancel` becomes true.
+    pub fn with_cancel(mut self, cancel: watch::Receiver<bool>) -> Emitter {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// Resolves when the reader has gone away or the run was cancelled: the run must stop.
+    pub fn stop_signal(&self) -> StopSignal {
+        StopSignal { tx: self.tx.clone(), cancel: self.cancel.clone() }
     }
 
     /// Sends a chunk of output, masked. A reader that has gone away is not an error here: the
-    /// run notices through [`Emitter::closed_signal`].
+    /// run notices through [`Emitter::stop_signal`].
     pub async fn output(&mut self, stream: OutputStream, data: &[u8]) {
         let masked = self.maskers[index(stream)].push(data);
         self.send_output(stream, masked).await;

@@ -10,9 +10,10 @@ pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use self::checkout::GitCache;
 use self::container::{ContainerSpec, Engine};
@@ -55,6 +56,16 @@ pub struct Busy {
     pub capacity: usize,
 }
 
+/// Why a run was not started.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// [`Executor::close`] was called: the runner is shutting down.
+    #[error("this runner is shutting down and takes no new runs")]
+    Closed,
+}
+
 /// Starts runs and knows how many are going.
 #[derive(Clone)]
 pub struct Executor {
@@ -66,6 +77,9 @@ struct Inner {
     slots: Arc<Semaphore>,
     cache: GitCache,
     runs_dir: PathBuf,
+    closed: AtomicBool,
+    /// Becomes true once, when every run must stop.
+    cancel: watch::Sender<bool>,
 }
 
 impl Executor {
@@ -78,7 +92,16 @@ impl Executor {
         }
         let slots = Arc::new(Semaphore::new(config.max_runs));
         let cache = GitCache::new(cache_dir);
-        Ok(Executor { inner: Arc::new(Inner { config, slots, cache, runs_dir }) })
+        Ok(Executor {
+            inner: Arc::new(Inner {
+                config,
+                slots,
+                cache,
+                runs_dir,
+                closed: AtomicBool::new(false),
+                cancel: watch::Sender::new(false),
+            }),
+        })
     }
 
     pub fn capacity(&self) -> usize {
@@ -95,8 +118,33 @@ impl Executor {
         let _ = self.inner.slots.acquire_many(all).await;
     }
 
+    /// Waits at most `limit` for [`Executor::wait_idle`]; returns whether it got idle.
+    pub async fn wait_idle_for(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, self.wait_idle()).await.is_ok()
+    }
+
+    /// Takes no new runs from now on: [`Executor::start`] fails with [`StartError::Closed`].
+    /// Runs in flight go on.
+    pub fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    /// Closes, and stops every run in flight as if its reader had gone away: each process
+    /// group gets SIGTERM, then SIGKILL, and the run still reports how it ended.
+    pub fn cancel_all(&self) {
+        self.close();
+        self.inner.cancel.send_replace(true);
+    }
+
     /// Starts a run. Dropping the returned receiver cancels it.
-    pub fn start(&self, spec: RunSpec) -> Result<mpsc::Receiver<RunEvent>, Busy> {
+    pub fn start(&self, spec: RunSpec) -> Result<mpsc::Receiver<RunEvent>, StartError> {
+        if self.is_closed() {
+            return Err(StartError::Closed);
+        }
         let permit = self
             .inner
             .slots
@@ -117,7 +165,7 @@ async fn run_one(
 ) {
     let token = spec.clone_token.clone().unwrap_or_default();
     let masked: Vec<&str> = inner.config.secrets.values().chain([token.as_str()]).collect();
-    let mut emitter = Emitter::new(tx, &masked);
+    let mut emitter = Emitter::new(tx, &masked).with_cancel(inner.cancel.subscribe());
     let run_dir = inner.runs_dir.join(run_dir_name(&spec.run_id));
     let (outcome, stop, process_started) = run_in(&inner, &spec, &run_dir, &mut emitter).await;
     // Zero when the process never started, as the protocol says.
@@ -157,6 +205,9 @@ async fn run_in(
             emitter.notice(&message).await;
             return fail(message);
         }
+    }
+    if *inner.cancel.borrow() {
+        return fail("the runner is shutting down; the run was cancelled before it started".into());
     }
     let env = environment(inner, spec, emitter).await;
     let process = match process_spec(inner, spec, run_dir, cwd, env) {

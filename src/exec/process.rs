@@ -80,7 +80,7 @@ pub async fn run(
     let (chunk_tx, mut chunks) = mpsc::channel(OUTPUT_QUEUE_CHUNKS);
     spawn_reader(child.stdout.take(), OutputStream::Stdout, chunk_tx.clone());
     spawn_reader(child.stderr.take(), OutputStream::Stderr, chunk_tx);
-    let closed = emitter.closed_signal();
+    let mut stopping = emitter.stop_signal();
     let deadline = sleep_until(Instant::now() + timeout);
     tokio::pin!(deadline);
     let mut group = Group {
@@ -98,7 +98,7 @@ pub async fn run(
                 None => group.streams_open = false,
             },
             status = child.wait(), if group.status.is_none() => group.exited(status),
-            () = closed.closed(), if group.stop.is_none() => group.begin_stop(Stop::Cancelled),
+            () = stopping.stopped(), if group.stop.is_none() => group.begin_stop(Stop::Cancelled),
             () = &mut deadline, if group.stop.is_none() => group.begin_stop(Stop::TimedOut),
             () = sleep_until(group.kill_at.unwrap_or_else(Instant::now)), if group.kill_at.is_some() => {
                 group.kill();

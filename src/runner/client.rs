@@ -100,7 +100,7 @@ impl RunnerClient {
         Ok(RunnerClient::from_channel(channel))
     }
 
-    fn from_channel(channel: Channel) -> RunnerClient {
+    pub(crate) fn from_channel(channel: Channel) -> RunnerClient {
         RunnerClient { inner: ProtoClient::new(channel) }
     }
 

@@ -1,13 +1,19 @@
-//! Where a runner listens: a Unix socket (only its owner may connect) or a TCP address.
+//! Where a runner serves: a Unix socket (only its owner may connect), a TCP address, or any
+//! stream of connections another module accepts (such as forwarded SSH channels).
 
 use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::str::FromStr;
+use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{Context, bail};
+use futures::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::server::Connected;
 
 use super::service::RunnerService;
 
@@ -103,4 +109,123 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves the runner on every connection `incoming` yields until `shutdown` resolves, then
+/// waits for the connections to finish their calls (new calls on them are refused). An error
+/// from `incoming` skips that one connection.
+pub async fn serve_streams<S, IO>(
+    service: RunnerService,
+    incoming: S,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()>
+where
+    S: Stream<Item = std::io::Result<IO>> + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tonic::transport::Server::builder()
+        .add_service(service.into_server())
+        .serve_with_incoming_shutdown(incoming.map(|io| io.map(Accepted)), shutdown)
+        .await
+        .context("serving the runner protocol")
+}
+
+/// A connection from elsewhere, which tonic can serve; it knows nothing about its peer.
+struct Accepted<IO>(IO);
+
+impl<IO> Connected for Accepted<IO> {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) {}
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Accepted<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Accepted<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use hyper_util::rt::TokioIo;
+    use tonic::transport::Endpoint;
+
+    use super::*;
+    use crate::exec::{ExecConfig, Executor};
+    use crate::runner::RunnerClient;
+    use crate::runner::service::RunnerIdentity;
+
+    #[tokio::test]
+    async fn serves_the_protocol_over_any_stream_of_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = Executor::new(ExecConfig {
+            work_dir: dir.path().to_path_buf(),
+            max_runs: 1,
+            secrets: Default::default(),
+            engine: None,
+        })
+        .unwrap();
+        let identity = RunnerIdentity { name: "piped".into(), labels: vec![] };
+        let service = RunnerService::new(identity, executor);
+        let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+        let incoming = futures::stream::iter([Ok(server_end)]).chain(futures::stream::pending());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_streams(service, incoming, async {
+            let _ = stopped.await;
+        }));
+        let client_end = Arc::new(Mutex::new(Some(client_end)));
+        let channel = Endpoint::from_static("http://runner.invalid")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let io = client_end.lock().unwrap().take();
+                async move {
+                    io.map(TokioIo::new).ok_or_else(|| std::io::Error::other("one connection only"))
+                }
+            }))
+            .await
+            .unwrap();
+        let mut client = RunnerClient::from_channel(channel);
+        assert_eq!(client.info().await.unwrap().name, "piped");
+        drop(client);
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
 }

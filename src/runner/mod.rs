@@ -16,5 +16,5 @@ mod proto {
 }
 
 pub use client::{RunnerClient, RunnerError};
-pub use listen::{ListenAddr, serve};
+pub use listen::{ListenAddr, serve, serve_streams};
 pub use service::RunnerService;

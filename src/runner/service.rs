@@ -12,7 +12,7 @@ use super::proto::runner_server::{Runner, RunnerServer};
 use super::proto::{InfoRequest, InfoResponse, RunEvent, RunRequest};
 use crate::core::RunnerInfo;
 use crate::core::fields::normalise_arch;
-use crate::exec::{Busy, Executor};
+use crate::exec::{Executor, StartError};
 
 /// What a runner says about itself, besides its executor's numbers.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub struct RunnerService {
 #[derive(Debug, thiserror::Error)]
 enum ServiceError {
     #[error(transparent)]
-    Busy(#[from] Busy),
+    Start(#[from] StartError),
     #[error("invalid run request: {0}")]
     InvalidRequest(String),
 }
@@ -40,7 +40,11 @@ enum ServiceError {
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Status {
         match error {
-            ServiceError::Busy(_) => Status::resource_exhausted(error.to_string()),
+            ServiceError::Start(StartError::Busy(_)) => {
+                Status::resource_exhausted(error.to_string())
+            }
+            // A runner that is shutting down: the server should try another, or later.
+            ServiceError::Start(StartError::Closed) => Status::unavailable(error.to_string()),
             ServiceError::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
         }
     }
@@ -87,5 +91,44 @@ impl Runner for RunnerService {
         // Dropping this stream (the caller went away) drops the receiver, which cancels the run.
         let stream = ReceiverStream::new(events).map(|event| Ok(convert::event_to_proto(event)));
         Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Config, EventContext, Thunk};
+    use crate::exec::{ExecConfig, RunSpec};
+
+    fn request() -> RunRequest {
+        let config = Config::parse("[checks.t]\nrun = \"true\"\n").unwrap();
+        let thunk = Thunk::new(&config.checks["t"], &"a".repeat(40), "file:///nowhere");
+        convert::run_request(&RunSpec {
+            thunk,
+            clone_token: None,
+            run_id: "1".into(),
+            event: EventContext { kind: "push".into(), repo: "o/r".into() },
+        })
+    }
+
+    #[tokio::test]
+    async fn a_closed_executor_refuses_runs_as_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = Executor::new(ExecConfig {
+            work_dir: dir.path().to_path_buf(),
+            max_runs: 1,
+            secrets: Default::default(),
+            engine: None,
+        })
+        .unwrap();
+        executor.close();
+        let identity = RunnerIdentity { name: "t".into(), labels: vec![] };
+        let service = RunnerService::new(identity, executor);
+        let status = Runner::run(&service, Request::new(request()))
+            .await
+            .err()
+            .expect("a closed runner refuses the run");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("shutting down"), "{status:?}");
     }
 }

@@ -1,6 +1,7 @@
 //! Test harness: temporary git repositories and `tether runner` processes, started for real.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -9,7 +10,8 @@ use tether::core::{Command, EventContext, Outcome, OutputStream, RunEvent, Thunk
 use tether::exec::RunSpec;
 use tether::runner::client::RunEvents;
 use tether::runner::{ListenAddr, RunnerClient, RunnerError};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::ChildStdout;
 
 /// The `tether` binary under test.
 pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
@@ -60,7 +62,8 @@ impl Repo {
     }
 }
 
-/// A `tether runner --listen` process on a Unix socket in a temporary directory.
+/// A `tether runner` process: `--listen` on a Unix socket in a temporary directory, or
+/// `--connect`ed to an SSH server that binds `socket` for it.
 pub struct Runner {
     pub dir: tempfile::TempDir,
     pub socket: PathBuf,
@@ -68,6 +71,9 @@ pub struct Runner {
     pub listening: String,
     pub work_dir: PathBuf,
     child: tokio::process::Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    /// The test ends the process itself; its end is no failure.
+    ended_by_test: bool,
 }
 
 impl Runner {
@@ -88,31 +94,64 @@ impl Runner {
     ) -> Runner {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("runner.sock");
+        let listen = listen.map_or_else(|| socket.as_os_str(), OsStr::new);
+        let mut args = vec![OsStr::new("--listen"), listen];
+        args.extend(extra.iter().map(OsStr::new));
+        Runner::spawn(dir, socket.clone(), &args, env, "listening on").await
+    }
+
+    /// Starts `tether runner ARGS --work-dir DIR/work` and waits for a first line of output
+    /// that contains `ready`; the runner is then reached on `socket`.
+    pub async fn spawn(
+        dir: tempfile::TempDir,
+        socket: PathBuf,
+        args: &[&OsStr],
+        env: &[(&str, &str)],
+        ready: &str,
+    ) -> Runner {
         let work_dir = dir.path().join("work");
-        let listen_arg = listen.map_or_else(|| socket.clone().into_os_string(), Into::into);
         let mut child = tokio::process::Command::new(TETHER)
             .arg("runner")
-            .arg("--listen")
-            .arg(listen_arg)
+            .args(args)
             .arg("--work-dir")
             .arg(&work_dir)
-            .args(extra)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("starting tether runner");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next_line().await.unwrap().unwrap_or_default();
-        let listening = match first.split_once(" listening on ") {
-            Some((_, rest)) => rest.split(" (").next().unwrap_or("").to_string(),
-            None => panic!("runner said {first:?}"),
-        };
-        Runner { dir, socket, listening, work_dir, child }
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = stdout.next_line().await.unwrap().unwrap_or_default();
+        assert!(first.contains(ready), "runner said {first:?}");
+        let listening = first.split_once(" listening on ").map_or_else(String::new, |(_, rest)| {
+            rest.split(" (").next().unwrap_or("").to_string()
+        });
+        Runner { dir, socket, listening, work_dir, child, stdout, ended_by_test: false }
     }
 
     pub async fn client(&self) -> RunnerClient {
         RunnerClient::connect(&ListenAddr::Unix(self.socket.clone())).await.unwrap()
+    }
+
+    /// The runner's next line on stdout; `None` once it closed stdout.
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.stdout.next_line().await.unwrap()
+    }
+
+    /// Sends SIGTERM; the runner may then end without failing the test.
+    pub fn terminate(&mut self) {
+        self.ended_by_test = true;
+        let pid = self.child.id().expect("the runner is running") as i32;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGTERM).unwrap();
+    }
+
+    /// Waits for the runner to end, at most `limit`.
+    pub async fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        self.ended_by_test = true;
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .expect("the runner did not end in time")
+            .unwrap()
     }
 }
 
@@ -120,7 +159,8 @@ impl Runner {
 impl Drop for Runner {
     fn drop(&mut self) {
         let status = self.child.try_wait().expect("checking the runner process");
-        if let Some(status) = status.filter(|_| !std::thread::panicking()) {
+        let unexpected = !self.ended_by_test && !std::thread::panicking();
+        if let Some(status) = status.filter(|_| unexpected) {
             panic!("the runner process died during the test: {status}");
         }
     }

@@ -2,6 +2,7 @@
 //! faked.
 
 mod checks;
+mod connect;
 mod fake_github;
 mod gateway;
 mod git_http;
@@ -12,3 +13,5 @@ mod harness;
 mod local_run;
 mod runner;
 mod serve;
+mod shutdown;
+mod sshd;
