@@ -201,3 +201,26 @@ async fn a_frozen_client_is_dropped_by_keepalives() {
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
     assert!(dropped, "a frozen client kept its runner for 50 s");
 }
+
+#[tokio::test]
+async fn the_seventeenth_session_of_a_user_is_refused() {
+    let setup = Setup::new().await;
+    let runner = Runner::start(&["--name", "many"]).await;
+    // Each session holds a runner, so that the server's count of them can be watched.
+    let mut sessions = Vec::new();
+    for i in 0..16 {
+        sessions.push(setup.forward(&[format!("/r{i}:{}", runner.socket.display())]));
+        let held = i + 1;
+        let counted =
+            setup.server.wait_for_runners(Duration::from_secs(10), |rs| rs.len() == held).await;
+        assert!(counted, "session {held} did not register its runner");
+    }
+    let output = setup.ssh("alice", &setup.alice, &[]).arg("status").output().await.unwrap();
+    assert_eq!(output.status.code(), Some(255), "a 17th session got in: {output:?}");
+    drop(sessions.pop());
+    let after_one_left =
+        setup.server.wait_for_runners(Duration::from_secs(5), |rs| rs.len() == 15).await;
+    assert!(after_one_left);
+    let output = setup.ssh("alice", &setup.alice, &[]).arg("status").output().await.unwrap();
+    assert!(output.status.success(), "a 16th session was refused: {output:?}");
+}

@@ -5,6 +5,7 @@ mod checks;
 mod connect;
 mod fake_github;
 mod gateway;
+mod gateway_connect;
 mod git_http;
 mod github;
 mod github_app;

@@ -28,12 +28,22 @@ impl TetherServer {
 
     /// Starts it with extra flags (the GitHub App's, say).
     pub async fn start_with(data_dir: &Path, github_url: &str, extra: &[&str]) -> TetherServer {
+        TetherServer::start_on(data_dir, github_url, "127.0.0.1:0", extra).await
+    }
+
+    /// Starts it with SSH on `ssh_listen` (to come back on the same port after a restart).
+    pub async fn start_on(
+        data_dir: &Path,
+        github_url: &str,
+        ssh_listen: &str,
+        extra: &[&str],
+    ) -> TetherServer {
         let mut child = tokio::process::Command::new(TETHER)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
-            .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--ssh-listen", ssh_listen, "--http-listen", "127.0.0.1:0"])
             .args(["--github-api-url", github_url])
             .env("TETHER_LOG", "warn")
             .stdout(Stdio::piped())
