@@ -10,6 +10,8 @@ mod route;
 pub mod webhook;
 
 use std::future::Future;
+
+use crate::metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,13 +134,17 @@ impl GitHub {
         &self,
         call: impl Future<Output = octocrab::Result<T>>,
     ) -> Result<T, GitHubError> {
-        match tokio::time::timeout(self.request_timeout, call).await {
+        let result = match tokio::time::timeout(self.request_timeout, call).await {
             Ok(result) => result.map_err(error::from_octocrab),
             Err(_) => Err(GitHubError::Unavailable(format!(
                 "no answer within {:?}",
                 self.request_timeout
             ))),
-        }
+        };
+        let counter =
+            if result.is_ok() { &metrics::GITHUB_CALLS_OK } else { &metrics::GITHUB_CALLS_FAILED };
+        metrics::add(counter, 1);
+        result
     }
 }
 

@@ -2,6 +2,7 @@
 //! gateway decide.
 
 mod api;
+mod metrics;
 mod pages;
 mod runs;
 pub mod setup;
@@ -63,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::index))
         .route("/static/tether.css", get(pages::stylesheet))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::metrics))
+        .route("/repos/{owner}/{repo}", get(pages::repo))
         .route("/api/v1/runners", get(api::runners))
         .route("/api/v1/runs", get(runs::api_runs))
         .route("/api/v1/runs/{id}", get(runs::api_run))

@@ -1,17 +1,79 @@
 //! HTML pages, rendered with askama templates from `templates/`.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
 use super::{AppState, HttpError};
-use crate::store::RunnerRecord;
+use crate::store::{RunRecord, RunnerRecord};
 
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
     runners: Vec<RunnerRow>,
+    runs: Vec<RunRow>,
+}
+
+#[derive(Template)]
+#[template(path = "repo.html")]
+struct RepoPage {
+    repo: String,
+    runs: Vec<RunRow>,
+    /// The id to page from, when there may be older runs.
+    older: Option<i64>,
+}
+
+/// Runs shown per page.
+const RUNS_PER_PAGE: usize = 50;
+
+/// A run in a list.
+struct RunRow {
+    id: i64,
+    repo: String,
+    check: String,
+    sender: String,
+    status: String,
+    short_sha: String,
+    duration: String,
+}
+
+impl From<&RunRecord> for RunRow {
+    fn from(r: &RunRecord) -> RunRow {
+        let duration = match (r.started_at, r.finished_at) {
+            (Some(start), Some(end)) => {
+                crate::core::duration::format(end.duration_since(start).unwrap_or_default())
+            }
+            (Some(_), None) => "running".into(),
+            _ => "-".into(),
+        };
+        RunRow {
+            id: r.id,
+            repo: r.repo.clone(),
+            check: r.check.clone(),
+            sender: r.sender.clone(),
+            status: r.conclusion.clone().unwrap_or_else(|| r.status.as_str().to_string()),
+            short_sha: r.sha.chars().take(10).collect(),
+            duration,
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct Page {
+    before: Option<i64>,
+}
+
+pub async fn repo(
+    State(state): State<AppState>,
+    Path((owner, name)): Path<(String, String)>,
+    Query(page): Query<Page>,
+) -> Result<Html<String>, HttpError> {
+    let repo = format!("{owner}/{name}");
+    let records = state.store.recent_runs(Some(&repo), RUNS_PER_PAGE, page.before).await?;
+    let older = (records.len() == RUNS_PER_PAGE).then(|| records.last().map(|r| r.id)).flatten();
+    let runs = records.iter().map(RunRow::from).collect();
+    Ok(Html(RepoPage { repo, runs, older }.render().map_err(anyhow::Error::from)?))
 }
 
 struct RunnerRow {
@@ -38,7 +100,14 @@ impl From<RunnerRecord> for RunnerRow {
 
 pub async fn index(State(state): State<AppState>) -> Result<Html<String>, HttpError> {
     let runners = state.store.runners().await?.into_iter().map(RunnerRow::from).collect();
-    let page = IndexPage { runners };
+    let runs = state
+        .store
+        .recent_runs(None, RUNS_PER_PAGE, None)
+        .await?
+        .iter()
+        .map(RunRow::from)
+        .collect();
+    let page = IndexPage { runners, runs };
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 

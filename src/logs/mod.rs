@@ -80,6 +80,7 @@ impl LogWriter {
         self.upload.wait_for_capacity(LOG_UPLOAD_CONCURRENCY).await?;
         self.upload.write(data);
         self.bytes += data.len() as u64;
+        crate::metrics::add(&crate::metrics::LOG_BYTES_STORED, data.len() as u64);
         Ok(())
     }
 
