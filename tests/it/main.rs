@@ -12,3 +12,4 @@ mod harness;
 mod local_run;
 mod runner;
 mod serve;
+mod world;
