@@ -3,6 +3,7 @@
 
 mod checks;
 mod fake_github;
+mod flows;
 mod gateway;
 mod git_http;
 mod github;
