@@ -39,7 +39,6 @@ impl Engine {
             );
             return refuse(why).await;
         }
-        self.answer(comment, installation, "eyes", None).await?;
         let head = github
             .pull_request_head(installation, &comment.repo.full_name, comment.issue_number)
             .await;
@@ -64,6 +63,8 @@ impl Engine {
                 Err(e) => return refuse(format!("{e}.")).await,
             },
         };
+        // Accepted only now: the checks exist and can run.
+        self.answer(comment, installation, "eyes", None).await?;
         let plan = Planned {
             repo: &comment.repo.full_name,
             installation,

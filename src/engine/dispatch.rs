@@ -231,17 +231,26 @@ impl Engine {
             }
         };
         log.finish().await?;
+        self.record_end(run, ended, &tail).await
+    }
+
+    /// Records how a followed run ended: its result, a lost runner, or a cancel.
+    async fn record_end(
+        &self,
+        run: &RunRecord,
+        ended: Result<Finished, String>,
+        tail: &Tail,
+    ) -> anyhow::Result<()> {
         match ended {
             Ok(finished) => {
+                let (exit, tail) = (finished.outcome.describe(), tail.text());
                 let conclusion = finished.conclusion(false);
-                self.finish(
-                    run,
-                    conclusion,
-                    Some(&finished.outcome.describe()),
-                    Some((&finished, &tail.text())),
-                    true,
-                )
-                .await
+                self.finish(run, conclusion, Some(&exit), Some((&finished, &tail)), true).await
+            }
+            // The server is stopping and cut the stream itself: the run stays in progress, and
+            // the next start ends it as lost to the restart (`recover`).
+            Err(reason) if reason.starts_with("runner lost") && self.inner.gateway.is_closing() => {
+                Ok(())
             }
             Err(reason) if reason.starts_with("runner lost") => {
                 self.finish(run, Conclusion::Failure, Some(&reason), None, true).await

@@ -4,6 +4,7 @@
 mod checks;
 mod connect;
 mod fake_github;
+mod flows;
 mod gateway;
 mod gateway_connect;
 mod git_http;
@@ -16,3 +17,4 @@ mod runner;
 mod serve;
 mod shutdown;
 mod sshd;
+mod world;

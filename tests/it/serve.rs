@@ -16,6 +16,8 @@ pub struct TetherServer {
     pub http_url: String,
     pub fingerprint: String,
     github_url: String,
+    /// The extra flags it was started with, kept for a restart.
+    extra: Vec<String>,
     child: tokio::process::Child,
     /// Set once the test has stopped it on purpose.
     stopped: bool,
@@ -71,6 +73,7 @@ impl TetherServer {
             http_url: http_url.unwrap(),
             fingerprint: fingerprint.unwrap(),
             github_url: github_url.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child,
             stopped: false,
         }
@@ -88,11 +91,13 @@ impl TetherServer {
         status.code()
     }
 
-    /// Stops it and starts it again on the same data dir (on new ports).
+    /// Stops it and starts it again on the same data dir with the same flags (on new ports).
     pub async fn restart(self) -> TetherServer {
         let (dir, github) = (self.data_dir.clone(), self.github_url.clone());
+        let extra = self.extra.clone();
         assert_eq!(self.stop().await, Some(0), "tether serve did not exit cleanly on SIGTERM");
-        TetherServer::start(&dir, &github).await
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        TetherServer::start_with(&dir, &github, &extra).await
     }
 
     /// The server's host key as a known_hosts line for 127.0.0.1 on its port.

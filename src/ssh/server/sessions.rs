@@ -2,7 +2,7 @@
 //! session. SQLite keeps the runner list for pages and the API; this keeps the live connections.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::keyring::Keyring;
@@ -43,6 +43,8 @@ struct Inner {
     runners: Mutex<HashMap<(String, String), LiveRunner>>,
     /// Notified whenever a runner connects, so that queued runs are dispatched at once.
     runners_changed: Arc<tokio::sync::Notify>,
+    /// Set once the server has begun closing every session to stop.
+    closing: AtomicBool,
 }
 
 impl Gateway {
@@ -56,6 +58,7 @@ impl Gateway {
             sessions: Mutex::default(),
             runners: Mutex::default(),
             runners_changed: Arc::default(),
+            closing: AtomicBool::new(false),
         };
         Gateway { inner: Arc::new(inner) }
     }
@@ -164,7 +167,14 @@ impl Gateway {
         }
     }
 
+    /// Whether the server is stopping: a runner lost from now on was lost to the shutdown.
+    pub fn is_closing(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
+    }
+
+    /// Closes every session, for good: the server is stopping.
     pub(super) async fn close_all(&self, reason: &str) {
+        self.inner.closing.store(true, Ordering::SeqCst);
         let ids: Vec<String> =
             self.inner.sessions.lock().expect("sessions lock poisoned").keys().cloned().collect();
         for id in ids {

@@ -74,17 +74,17 @@ pub async fn status(
     let status = schema::object(&body, false)?;
     schema::permitted(&status, &STATUS_FIELDS)?;
     schema::required(&status, "state")?;
-    let deployment_state = schema::one_of(&status, "state", &STATES)?.unwrap_or_default();
+    schema::one_of(&status, "state", &STATES)?;
     for key in ["target_url", "log_url", "description", "environment", "environment_url"] {
         schema::string(&status, key)?;
     }
     schema::boolean(&status, "auto_inactive")?;
     let status_id = state.next_id();
     let deployments = state.deployments.entry(repo).or_default();
-    let Some((_, _, states)) = deployments.iter_mut().find(|(d, _, _)| *d == id) else {
+    let Some((_, _, statuses)) = deployments.iter_mut().find(|(d, _, _)| *d == id) else {
         return Err(message(StatusCode::NOT_FOUND, "Not Found"));
     };
-    states.push(deployment_state.to_string());
+    statuses.push(Value::Object(status.clone()));
     let mut answer = status.clone();
     answer.insert("id".into(), status_id.into());
     Ok((StatusCode::CREATED, Json(Value::Object(answer))).into_response())

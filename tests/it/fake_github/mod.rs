@@ -73,9 +73,9 @@ struct State {
     repos: repos::RepoState,
     /// Check runs by repository, in creation order.
     check_runs: BTreeMap<String, Vec<Value>>,
-    /// Deployments by repository, in creation order: id, the body sent, and the states of
-    /// their statuses.
-    deployments: BTreeMap<String, Vec<(i64, Value, Vec<String>)>>,
+    /// Deployments by repository, in creation order: id, the body sent, and the bodies of their
+    /// statuses.
+    deployments: BTreeMap<String, Vec<(i64, Value, Vec<Value>)>>,
 }
 
 impl State {
@@ -189,7 +189,17 @@ impl FakeGitHub {
     pub fn deployments(&self, repo: &str) -> Vec<(Value, Vec<String>)> {
         let state = self.state();
         let deployments = state.deployments.get(repo).into_iter().flatten();
-        deployments.map(|(_, sent, states)| (sent.clone(), states.clone())).collect()
+        let state_of = |status: &Value| status["state"].as_str().unwrap_or_default().to_string();
+        deployments
+            .map(|(_, sent, statuses)| (sent.clone(), statuses.iter().map(state_of).collect()))
+            .collect()
+    }
+
+    /// The bodies of each deployment's statuses as they were sent, per deployment in order.
+    pub fn deployment_statuses(&self, repo: &str) -> Vec<Vec<Value>> {
+        let state = self.state();
+        let deployments = state.deployments.get(repo).into_iter().flatten();
+        deployments.map(|(_, _, statuses)| statuses.clone()).collect()
     }
 
     /// The next `n` requests for `route` ("METHOD /path") answer 502, as GitHub sometimes does.

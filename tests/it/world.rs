@@ -1,0 +1,222 @@
+//! One world for the end-to-end tests of webhooks: the strict fake GitHub with the app installed
+//! on `octo/repo`, a real `tether serve`, a git repository standing in for GitHub's, users with
+//! SSH keys, their runners behind real `ssh -R`, and webhook payloads made from the recorded ones.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::fake_github::FakeGitHub;
+use crate::harness::*;
+use crate::serve::*;
+
+pub const SECRET: &str = "webhook-secret";
+pub const INSTALLATION: i64 = 1;
+pub const REPO: &str = "octo/repo";
+/// The users of the world, with their GitHub ids.
+pub const USERS: [(&str, i64); 2] = [("alice", 1001), ("bob", 1002)];
+
+pub struct World {
+    pub github: FakeGitHub,
+    pub server: TetherServer,
+    pub repo: Repo,
+    keys: Vec<SshKey>,
+    pub dir: tempfile::TempDir,
+}
+
+/// A connected runner: the process and its `ssh -R`.
+pub struct Connected {
+    pub runner: Runner,
+    pub ssh: tokio::process::Child,
+}
+
+impl World {
+    pub async fn new() -> World {
+        World::with_flags(&[]).await
+    }
+
+    /// The app's flags, these extra ones, and the external addresses.
+    pub async fn with_flags(extra: &[&str]) -> World {
+        let github = FakeGitHub::start().await;
+        github.add_installation(INSTALLATION, &[REPO]);
+        let dir = tempfile::tempdir().unwrap();
+        let (app_id, pem) = github.app_credentials();
+        let key = dir.path().join("app.pem");
+        std::fs::write(&key, pem).unwrap();
+        let app_id = app_id.to_string();
+        let mut flags = vec![
+            "--github-app-id",
+            &app_id,
+            "--github-app-key",
+            key.to_str().unwrap(),
+            "--github-webhook-secret",
+            SECRET,
+        ];
+        flags.extend_from_slice(&EXTERNAL_FLAGS);
+        flags.extend_from_slice(extra);
+        World::start(github, dir, &flags).await
+    }
+
+    /// A world whose server has no GitHub App yet (for `/setup`).
+    pub async fn without_app() -> World {
+        let github = FakeGitHub::start().await;
+        github.add_installation(INSTALLATION, &[REPO]);
+        World::start(github, tempfile::tempdir().unwrap(), &EXTERNAL_FLAGS).await
+    }
+
+    async fn start(github: FakeGitHub, dir: tempfile::TempDir, flags: &[&str]) -> World {
+        let keys: Vec<SshKey> = USERS.iter().map(|_| SshKey::generate()).collect();
+        for ((login, id), key) in USERS.iter().zip(&keys) {
+            github.add_user(login, *id, &[&key.public]);
+        }
+        let server = TetherServer::start_with(&dir.path().join("data"), &github.url, flags).await;
+        World { github, server, repo: Repo::new(), keys, dir }
+    }
+
+    /// Stops the server with SIGTERM and starts it again on the same data dir and flags.
+    pub async fn restart(self) -> World {
+        let World { github, server, repo, keys, dir } = self;
+        World { github, server: server.restart().await, repo, keys, dir }
+    }
+
+    /// Commits a tether.toml (also served by the fake's contents API) and returns the commit.
+    pub fn commit_config(&self, toml: &str) -> String {
+        let sha = self.repo.commit(&[("tether.toml", toml.as_bytes())], "checks");
+        self.github.set_file(REPO, &sha, "tether.toml", toml.as_bytes());
+        sha
+    }
+
+    /// A recorded payload with this world's repository, installation and `sender`.
+    pub fn fixture(&self, name: &str, sender: &str) -> Value {
+        let path = format!(
+            "{}/tests/fixtures/github-webhooks/{name}.payload.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut payload: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        payload["repository"]["full_name"] = REPO.into();
+        payload["repository"]["clone_url"] = self.repo.file_url().into();
+        payload["repository"]["default_branch"] = "main".into();
+        let id = USERS.iter().find(|(login, _)| *login == sender).map_or(1, |(_, id)| *id);
+        payload["sender"]["login"] = sender.into();
+        payload["sender"]["id"] = id.into();
+        payload["installation"] = serde_json::json!({ "id": INSTALLATION });
+        payload
+    }
+
+    /// A push of `sha` to `branch` by alice.
+    pub fn push_to(&self, branch: &str, sha: &str) -> Vec<u8> {
+        let mut payload = self.fixture("push/with-new-branch", "alice");
+        payload["ref"] = format!("refs/heads/{branch}").into();
+        payload["after"] = sha.into();
+        serde_json::to_vec(&payload).unwrap()
+    }
+
+    pub fn push_payload(&self, sha: &str) -> Vec<u8> {
+        self.push_to("main", sha)
+    }
+
+    /// Pull request `number` `opened` (or `synchronize`…) at `sha` by alice.
+    pub fn pull_request_payload(&self, action: &str, number: u64, sha: &str) -> Vec<u8> {
+        let mut payload = self.fixture(&format!("pull_request/{action}"), "alice");
+        payload["number"] = number.into();
+        payload["pull_request"]["number"] = number.into();
+        payload["pull_request"]["head"]["sha"] = sha.into();
+        payload["pull_request"]["head"]["repo"]["clone_url"] = self.repo.file_url().into();
+        serde_json::to_vec(&payload).unwrap()
+    }
+
+    /// A comment `body` by `sender` on pull request `number`; the comment's id is `comment_id`.
+    pub fn comment_payload(
+        &self,
+        sender: &str,
+        number: u64,
+        comment_id: i64,
+        body: &str,
+    ) -> Vec<u8> {
+        let mut payload = self.fixture("issue_comment/created", sender);
+        payload["issue"]["number"] = number.into();
+        payload["issue"]["pull_request"] = serde_json::json!({ "url": format!("https://api.github.com/repos/{REPO}/pulls/{number}") });
+        payload["comment"]["id"] = comment_id.into();
+        payload["comment"]["body"] = body.into();
+        serde_json::to_vec(&payload).unwrap()
+    }
+
+    pub async fn deliver(&self, event: &str, delivery: &str, body: &[u8]) -> (u16, String) {
+        deliver_signed(&self.server, SECRET, event, delivery, body).await
+    }
+
+    /// Connects `login`'s runner named `laptop` with `ssh -R`, and waits until the server has it.
+    pub async fn connect_runner_of(&self, login: &str) -> Connected {
+        let before = self.server.runners().await.len();
+        // The runner fetches GitHub's clone URLs from the local repository instead.
+        let git_config = self.dir.path().join("gitconfig");
+        let redirect = format!(
+            "[url \"{}\"]\n\tinsteadOf = https://github.com/{REPO}.git\n",
+            self.repo.file_url()
+        );
+        std::fs::write(&git_config, redirect).unwrap();
+        let env = [("GIT_CONFIG_GLOBAL", git_config.to_str().unwrap())];
+        let runner = Runner::start_with_env(&["--name", "laptop"], &env).await;
+        let forward = format!("/laptop:{}", runner.socket.display());
+        let index = USERS.iter().position(|(l, _)| *l == login).unwrap();
+        let known_hosts = self.dir.path().join(format!("known_hosts-{login}"));
+        let ssh =
+            ssh(&self.server, &self.keys[index], login, &known_hosts, &["-N", "-R", &forward])
+                .spawn()
+                .unwrap();
+        let limit = Duration::from_secs(10);
+        assert!(self.server.wait_for_runners(limit, |rs| rs.len() == before + 1).await);
+        Connected { runner, ssh }
+    }
+
+    pub async fn connect_runner(&self) -> (Runner, tokio::process::Child) {
+        let connected = self.connect_runner_of("alice").await;
+        (connected.runner, connected.ssh)
+    }
+
+    /// Polls the fake's check runs until `done` holds for them.
+    pub async fn wait_for_check_runs(
+        &self,
+        limit: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let mut runs = Vec::new();
+        eventually(limit, || {
+            runs = self.github.check_runs(REPO);
+            done(&runs)
+        })
+        .await;
+        runs
+    }
+}
+
+const EXTERNAL_FLAGS: [&str; 4] =
+    ["--external-url", "https://ci.example.com", "--ssh-public-addr", "ci.example.com:6455"];
+
+/// Posts a webhook signed with `secret`.
+pub async fn deliver_signed(
+    server: &TetherServer,
+    secret: &str,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+) -> (u16, String) {
+    let signature = tether::core::signature::sign(secret.as_bytes(), body);
+    let headers = [
+        ("X-GitHub-Event", event),
+        ("X-GitHub-Delivery", delivery),
+        ("X-Hub-Signature-256", signature.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    http_post(&server.http_url, "/integrations/github/events", &headers, body).await
+}
+
+/// All `n` or more check runs are completed.
+pub fn completed(runs: &[Value], n: usize) -> bool {
+    runs.len() >= n && runs.iter().all(|r| r["status"] == "completed")
+}
+
+/// A text field of a check run's output.
+pub fn output<'a>(run: &'a Value, field: &str) -> &'a str {
+    run["output"][field].as_str().unwrap_or_default()
+}
