@@ -98,4 +98,25 @@ mod tests {
             [candidate("z", &[], 1, 0), candidate("y", &[], 2, 0), candidate("x", &[], 2, 0)];
         assert_eq!(pick_runner(check, &runners), Some(2));
     }
+
+    #[test]
+    fn platform_and_labels_decide_which_runners_fit() {
+        let c = Config::parse(
+            "[checks.gpu]\nrun = \"true\"\nplatform = \"linux/x86_64\"\nlabels = [\"gpu\", \"big\"]\n\
+             [checks.any]\nrun = \"true\"\n",
+        )
+        .unwrap();
+        let gpu = &Requirements::of(&c.checks["gpu"]);
+        let any = Requirements::of(&c.checks["any"]);
+        let runner_fits = |needs: &Requirements, os: &str, arch: &str, labels: &[String]| {
+            needs.fit(os, arch, labels)
+        };
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(runner_fits(gpu, "linux", "amd64", &labels(&["big", "gpu", "x"])));
+        assert!(runner_fits(gpu, "linux", "x86_64", &labels(&["big", "gpu"])));
+        assert!(!runner_fits(gpu, "linux", "amd64", &labels(&["gpu"])));
+        assert!(!runner_fits(gpu, "macos", "amd64", &labels(&["big", "gpu"])));
+        assert!(!runner_fits(gpu, "linux", "arm64", &labels(&["big", "gpu"])));
+        assert!(runner_fits(&any, "macos", "arm64", &[]));
+    }
 }

@@ -27,12 +27,6 @@ pub fn runs_for(check: &Check, event: EventKind, branch: Option<&str>) -> bool {
     }
 }
 
-/// Whether a runner with this platform and these labels can run a check.
-pub fn runner_fits(check: &Check, os: &str, arch: &str, labels: &[String]) -> bool {
-    let platform_fits = check.platform.as_ref().is_none_or(|p| p.fits(os, arch));
-    platform_fits && check.labels.iter().all(|wanted| labels.contains(wanted))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,21 +75,5 @@ mod tests {
     fn branches_do_not_apply_to_pull_requests() {
         let c = config("[checks.rel]\nrun = \"true\"\nbranches = [\"main\"]\n");
         assert_eq!(names(checks_for(&c, EventKind::PullRequest, Some("feature"))), ["rel"]);
-    }
-
-    #[test]
-    fn platform_and_labels_decide_which_runners_fit() {
-        let c = config(
-            "[checks.gpu]\nrun = \"true\"\nplatform = \"linux/x86_64\"\nlabels = [\"gpu\", \"big\"]\n\
-             [checks.any]\nrun = \"true\"\n",
-        );
-        let gpu = &c.checks["gpu"];
-        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(runner_fits(gpu, "linux", "amd64", &labels(&["big", "gpu", "x"])));
-        assert!(runner_fits(gpu, "linux", "x86_64", &labels(&["big", "gpu"])));
-        assert!(!runner_fits(gpu, "linux", "amd64", &labels(&["gpu"])));
-        assert!(!runner_fits(gpu, "macos", "amd64", &labels(&["big", "gpu"])));
-        assert!(!runner_fits(gpu, "linux", "arm64", &labels(&["big", "gpu"])));
-        assert!(runner_fits(&c.checks["any"], "macos", "arm64", &[]));
     }
 }
