@@ -10,6 +10,7 @@ pub mod exec;
 pub mod github;
 pub mod http;
 pub mod logs;
+pub mod render;
 pub mod runner;
 pub mod server;
 pub mod setup;
