@@ -56,7 +56,7 @@ fn render_sized(bytes: &[u8], sizes: &[usize]) -> Vec<Line> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn chunking_changes_nothing_and_the_html_is_ours(
