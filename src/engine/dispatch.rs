@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 
+use super::runlog::{RunLog, Tail};
 use super::{Engine, StoredThunk};
 use crate::core::dispatch::{Candidate, pick_runner};
 use crate::core::run::{Conclusion, Finished};
@@ -210,15 +211,11 @@ impl Engine {
         mut events: crate::runner::client::RunEvents,
         mut cancel: oneshot::Receiver<String>,
     ) -> anyhow::Result<()> {
-        let mut log = self.inner.logs.writer(run.id).await?;
-        let mut tail = Tail::default();
+        let mut log = RunLog::open(&self.inner.logs, run.id).await?;
         let ended = loop {
             tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(RunEvent::Output { data, .. })) => {
-                        log.write(&data).await?;
-                        tail.push(&data);
-                    }
+                    Some(Ok(RunEvent::Output { data, .. })) => log.push(&data).await?,
                     Some(Ok(RunEvent::Finished(finished))) => break Ok(finished),
                     Some(Ok(RunEvent::Started { .. })) => {}
                     Some(Err(e)) => break Err(format!("runner lost: {e}")),
@@ -230,7 +227,7 @@ impl Engine {
                 }
             }
         };
-        log.finish().await?;
+        let tail = log.finish().await?;
         self.record_end(run, ended, &tail).await
     }
 
@@ -369,34 +366,4 @@ pub fn conclusion_str(conclusion: Conclusion) -> &'static str {
 
 fn unix_ms(time: SystemTime) -> i64 {
     time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The last lines of a log, with bounded memory, for the check run's text.
-#[derive(Default)]
-struct Tail {
-    lines: std::collections::VecDeque<String>,
-    partial: Vec<u8>,
-}
-
-impl Tail {
-    fn push(&mut self, data: &[u8]) {
-        for &byte in data {
-            if byte == b'\n' {
-                let line = String::from_utf8_lossy(&self.partial).into_owned();
-                self.partial.clear();
-                self.lines.push_back(line);
-                if self.lines.len() > crate::core::report::LOG_TAIL_LINES {
-                    self.lines.pop_front();
-                }
-            } else if self.partial.len() < crate::core::report::TAIL_LINE_MAX_BYTES {
-                self.partial.push(byte);
-            }
-        }
-    }
-
-    fn text(&self) -> String {
-        let mut text: String = self.lines.iter().map(|l| format!("{l}\n")).collect();
-        text.push_str(&String::from_utf8_lossy(&self.partial));
-        crate::core::report::strip_ansi(&text)
-    }
 }

@@ -9,6 +9,7 @@ mod dispatch;
 mod intake;
 mod outbox;
 mod plan;
+mod runlog;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -21,7 +21,10 @@ use tokio::net::TcpListener;
 use crate::store::Store;
 
 /// The Content-Security-Policy of every response: nothing inline, nothing from elsewhere.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+/// Inline style *attributes* are allowed for the 256-colour and truecolor values the log renderer
+/// computes from numbers; no script, and no style element, comes from anywhere but this server.
+pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    style-src-attr 'unsafe-inline'; \
     img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// What the handlers share.

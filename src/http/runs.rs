@@ -90,7 +90,10 @@ pub async fn api_runs(
 struct RunPage {
     run: RunJson,
     commit_url: String,
-    log: String,
+    /// The pre-rendered log (our own markup, every byte of the log escaped by the renderer).
+    log_html: String,
+    /// What to say when there is no log to show.
+    log_note: &'static str,
 }
 
 pub async fn page(
@@ -98,16 +101,25 @@ pub async fn page(
     Path(id): Path<i64>,
 ) -> Result<Html<String>, HttpError> {
     let run = find(&state, id).await?;
-    let log = match &state.logs {
-        Some(logs) => logs
-            .raw(id)
-            .await?
-            .map(|b| crate::core::report::strip_ansi(&String::from_utf8_lossy(&b))),
+    let log_html = match &state.logs {
+        Some(logs) => logs.html(id).await?.map(|b| String::from_utf8_lossy(&b).into_owned()),
         None => None,
     };
-    let log = log.unwrap_or_else(|| "(the log appears here when the run is done)".into());
+    let log_note = match (&log_html, run.status) {
+        (Some(_), _) => "",
+        (None, crate::store::RunStatus::Queued) => "Waiting for a runner.",
+        (None, crate::store::RunStatus::InProgress) => {
+            "Running; the log appears here when the run is done."
+        }
+        (None, crate::store::RunStatus::Completed) => "This run has no log.",
+    };
     let commit_url = format!("https://github.com/{}/commit/{}", run.repo, run.sha);
-    let page = RunPage { run: RunJson::from(&run), commit_url, log };
+    let page = RunPage {
+        run: RunJson::from(&run),
+        commit_url,
+        log_html: log_html.unwrap_or_default(),
+        log_note,
+    };
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 

@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::Html;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -49,7 +50,13 @@ struct SetupPage {
     state: String,
 }
 
-pub async fn page(State(state): State<AppState>) -> Result<Html<String>, HttpError> {
+/// The setup page's policy: the site's, with GitHub's web origin allowed as a form target.
+fn setup_policy(github_web: &str) -> String {
+    super::CONTENT_SECURITY_POLICY
+        .replace("form-action 'self'", &format!("form-action 'self' {github_web}"))
+}
+
+pub async fn page(State(state): State<AppState>) -> Result<Response, HttpError> {
     let page = match (&state.setup, state.webhook_secret().is_some()) {
         (Some(setup), false) => {
             let token = hex::encode(rand::random::<[u8; 16]>());
@@ -68,7 +75,10 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, HttpErr
             state: String::new(),
         },
     };
-    Ok(Html(page.render().map_err(anyhow::Error::from)?))
+    let html = Html(page.render().map_err(anyhow::Error::from)?);
+    let github_web = state.setup.as_ref().map_or_else(String::new, |s| web_url(&s.api_url));
+    let policy = HeaderValue::from_str(&setup_policy(&github_web)).map_err(anyhow::Error::from)?;
+    Ok(([(header::CONTENT_SECURITY_POLICY, policy)], html).into_response())
 }
 
 #[derive(Deserialize)]

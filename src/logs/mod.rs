@@ -9,6 +9,10 @@ use bytes::Bytes;
 use object_store::path::Path as BlobPath;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
+/// The exact bytes of a run's output.
+const RAW_BLOB: &str = "raw";
+/// The whole log rendered to HTML, written as the run goes and served as it is.
+const HTML_BLOB: &str = "log.html";
 /// Uploads in flight per log before the writer waits.
 const LOG_UPLOAD_CONCURRENCY: usize = 4;
 
@@ -45,8 +49,32 @@ impl LogStore {
         Ok(LogStore { store: Arc::from(store), prefix })
     }
 
+    fn path(&self, run_id: i64, name: &str) -> BlobPath {
+        self.prefix.clone().join("logs").join(run_id.to_string()).join(name)
+    }
+
     fn raw_path(&self, run_id: i64) -> BlobPath {
-        self.prefix.clone().join("logs").join(run_id.to_string()).join("raw")
+        self.path(run_id, RAW_BLOB)
+    }
+
+    /// A writer for a run's pre-rendered HTML log, `logs/{run_id}/log.html`.
+    pub async fn html_writer(&self, run_id: i64) -> anyhow::Result<LogWriter> {
+        let path = self.path(run_id, HTML_BLOB);
+        let upload = self.store.put_multipart(&path).await.context("starting a log upload")?;
+        Ok(LogWriter { upload: WriteMultipart::new(upload), bytes: 0, counts: false })
+    }
+
+    /// A run's pre-rendered HTML log, once the run is done.
+    pub async fn html(&self, run_id: i64) -> anyhow::Result<Option<Bytes>> {
+        self.get(&self.path(run_id, HTML_BLOB)).await
+    }
+
+    async fn get(&self, path: &BlobPath) -> anyhow::Result<Option<Bytes>> {
+        match self.store.get(path).await {
+            Ok(result) => Ok(Some(result.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// A writer for a run's raw log.
@@ -56,7 +84,7 @@ impl LogStore {
             .put_multipart(&self.raw_path(run_id))
             .await
             .context("starting a log upload")?;
-        Ok(LogWriter { upload: WriteMultipart::new(upload), bytes: 0 })
+        Ok(LogWriter { upload: WriteMultipart::new(upload), bytes: 0, counts: true })
     }
 
     /// A run's raw log, if it has one.
@@ -73,6 +101,8 @@ impl LogStore {
 pub struct LogWriter {
     upload: WriteMultipart,
     bytes: u64,
+    /// Whether its bytes count as stored log bytes in the metrics (the raw log's do).
+    counts: bool,
 }
 
 impl LogWriter {
@@ -80,7 +110,9 @@ impl LogWriter {
         self.upload.wait_for_capacity(LOG_UPLOAD_CONCURRENCY).await?;
         self.upload.write(data);
         self.bytes += data.len() as u64;
-        crate::metrics::add(&crate::metrics::LOG_BYTES_STORED, data.len() as u64);
+        if self.counts {
+            crate::metrics::add(&crate::metrics::LOG_BYTES_STORED, data.len() as u64);
+        }
         Ok(())
     }
 

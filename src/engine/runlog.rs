@@ -1,0 +1,73 @@
+//! A run's log as it is written: the exact bytes, the same rendered to HTML line by line, and
+//! the last lines for the check run's text, all with bounded memory.
+
+use crate::logs::{LogStore, LogWriter};
+use crate::render::{Renderer, line_markup};
+
+pub struct RunLog {
+    raw: LogWriter,
+    html: LogWriter,
+    renderer: Renderer,
+    tail: Tail,
+}
+
+impl RunLog {
+    pub async fn open(logs: &LogStore, run_id: i64) -> anyhow::Result<RunLog> {
+        let raw = logs.writer(run_id).await?;
+        let html = logs.html_writer(run_id).await?;
+        Ok(RunLog { raw, html, renderer: Renderer::new(), tail: Tail::default() })
+    }
+
+    pub async fn push(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        self.raw.write(data).await?;
+        self.tail.push(data);
+        let mut markup = String::new();
+        for line in self.renderer.push(data) {
+            markup.push_str(&line_markup(&line));
+        }
+        if !markup.is_empty() {
+            self.html.write(markup.as_bytes()).await?;
+        }
+        Ok(())
+    }
+
+    /// Completes both blobs; returns the tail.
+    pub async fn finish(mut self) -> anyhow::Result<Tail> {
+        if let Some(line) = self.renderer.finish() {
+            self.html.write(line_markup(&line).as_bytes()).await?;
+        }
+        self.raw.finish().await?;
+        self.html.finish().await?;
+        Ok(self.tail)
+    }
+}
+
+/// The last lines of a log, with bounded memory, for the check run's text.
+#[derive(Default)]
+pub struct Tail {
+    lines: std::collections::VecDeque<String>,
+    partial: Vec<u8>,
+}
+
+impl Tail {
+    pub fn push(&mut self, data: &[u8]) {
+        for &byte in data {
+            if byte == b'\n' {
+                let line = String::from_utf8_lossy(&self.partial).into_owned();
+                self.partial.clear();
+                self.lines.push_back(line);
+                if self.lines.len() > crate::core::report::LOG_TAIL_LINES {
+                    self.lines.pop_front();
+                }
+            } else if self.partial.len() < crate::core::report::TAIL_LINE_MAX_BYTES {
+                self.partial.push(byte);
+            }
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let mut text: String = self.lines.iter().map(|l| format!("{l}\n")).collect();
+        text.push_str(&String::from_utf8_lossy(&self.partial));
+        crate::core::report::strip_ansi(&text)
+    }
+}

@@ -1,0 +1,173 @@
+//! The line being written, as terminal cells with a cursor, and its HTML once it is complete.
+
+use super::style::Style;
+
+/// A line whose text would grow past this many bytes (UTF-8, before escaping) is split: what
+/// it has is emitted and the text goes on on the next line.
+pub const LINE_MAX_BYTES: usize = 64 * 1024;
+/// The most distinct hyperlinks one line holds; text linked beyond that renders as plain text.
+pub(super) const LINKS_MAX_PER_LINE: usize = 64;
+
+/// One character and how it looks; `link` is 0 or an index + 1 into the line's links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cell {
+    ch: char,
+    style: Style,
+    link: u16,
+}
+
+const BLANK: Cell = Cell { ch: ' ', style: Style::DEFAULT, link: 0 };
+
+/// The current line: cells, the cursor, and the escaped `href`s its links point to.
+#[derive(Debug, Default)]
+pub(super) struct LineBuf {
+    cells: Vec<Cell>,
+    cursor: usize,
+    /// UTF-8 length of the cells' text, kept against `LINE_MAX_BYTES`.
+    text_bytes: usize,
+    /// Something was written (even if erased since): the line exists.
+    touched: bool,
+    links: Vec<String>,
+}
+
+impl LineBuf {
+    pub(super) fn is_touched(&self) -> bool {
+        self.touched
+    }
+
+    /// Whether writing `c` at the cursor keeps the line within `LINE_MAX_BYTES`.
+    pub(super) fn fits(&self, c: char) -> bool {
+        let grows_by = match self.cells.get(self.cursor) {
+            Some(old) => c.len_utf8().saturating_sub(old.ch.len_utf8()),
+            // Past the end, the gap up to the cursor is filled with blanks.
+            None => self.cursor - self.cells.len() + c.len_utf8(),
+        };
+        self.text_bytes + grows_by <= LINE_MAX_BYTES
+    }
+
+    /// Writes `c` at the cursor (overwriting, as a terminal does) and moves the cursor on.
+    pub(super) fn write(&mut self, c: char, style: Style, link: u16) {
+        self.touched = true;
+        let cell = Cell { ch: c, style, link };
+        if let Some(old) = self.cells.get_mut(self.cursor) {
+            self.text_bytes = self.text_bytes - old.ch.len_utf8() + c.len_utf8();
+            *old = cell;
+        } else {
+            self.text_bytes += self.cursor - self.cells.len() + c.len_utf8();
+            self.cells.resize(self.cursor, BLANK);
+            self.cells.push(cell);
+        }
+        self.cursor += 1;
+    }
+
+    pub(super) fn carriage_return(&mut self) {
+        self.cursor = 0;
+    }
+
+    pub(super) fn back(&mut self, n: usize) {
+        self.cursor = self.cursor.saturating_sub(n);
+    }
+
+    /// Moves the cursor forward; never past `LINE_MAX_BYTES`, so the blanks it leaves stay bounded.
+    pub(super) fn forward(&mut self, n: usize) {
+        self.move_to_column(self.cursor.saturating_add(n));
+    }
+
+    /// Moves the cursor to column `column` (from 0).
+    pub(super) fn move_to_column(&mut self, column: usize) {
+        self.cursor = column.min(LINE_MAX_BYTES);
+    }
+
+    /// EL (`CSI n K`): 0 erases from the cursor to the end, 1 from the start through the cursor, 2
+    /// the whole line. The cursor stays where it is.
+    pub(super) fn erase(&mut self, mode: u16) {
+        match mode {
+            0 => self.cells.truncate(self.cursor),
+            1 => {
+                let end = (self.cursor + 1).min(self.cells.len());
+                self.cells[..end].fill(BLANK);
+            }
+            2 => self.cells.clear(),
+            _ => return,
+        }
+        self.text_bytes = self.cells.iter().map(|c| c.ch.len_utf8()).sum();
+    }
+
+    /// The link id for an escaped `href`, adding it to the line's links; 0 when the line already
+    /// has `LINKS_MAX_PER_LINE` others.
+    pub(super) fn link_id(&mut self, href: &str) -> u16 {
+        if let Some(i) = self.links.iter().rposition(|h| h == href) {
+            return i as u16 + 1;
+        }
+        if self.links.len() >= LINKS_MAX_PER_LINE {
+            return 0;
+        }
+        self.links.push(href.to_owned());
+        self.links.len() as u16
+    }
+
+    /// The HTML of the line, leaving it empty with the cursor at its start.
+    pub(super) fn take_html(&mut self) -> String {
+        let mut out = String::with_capacity(self.text_bytes + self.text_bytes / 4);
+        for run in self.cells.chunk_by(|a, b| a.link == b.link) {
+            let href = usize::from(run[0].link).checked_sub(1).and_then(|i| self.links.get(i));
+            if let Some(href) = href {
+                out.push_str("<a href=\"");
+                out.push_str(href);
+                out.push_str("\" rel=\"nofollow noopener\">");
+            }
+            for styled in run.chunk_by(|a, b| a.style == b.style) {
+                let opened = styled[0].style.open_span(&mut out);
+                for cell in styled {
+                    push_escaped(&mut out, cell.ch);
+                }
+                if opened {
+                    out.push_str("</span>");
+                }
+            }
+            if href.is_some() {
+                out.push_str("</a>");
+            }
+        }
+        self.cells.clear();
+        self.links.clear();
+        self.cursor = 0;
+        self.text_bytes = 0;
+        self.touched = false;
+        out
+    }
+}
+
+/// Pushes `c`, escaped for HTML text or a quoted attribute value.
+pub(super) fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '<' => out.push_str("&lt;"),
+        '>' => out.push_str("&gt;"),
+        '&' => out.push_str("&amp;"),
+        '"' => out.push_str("&quot;"),
+        '\'' => out.push_str("&#39;"),
+        _ => out.push(c),
+    }
+}
+
+/// The escaped `href` for an OSC 8 target: only `http:` and `https:` URLs (scheme lowercased);
+/// bytes outside printable ASCII are percent-encoded and the rest HTML-escaped.
+pub(super) fn href(uri: &[u8]) -> Option<String> {
+    let scheme = ["https:", "http:"]
+        .into_iter()
+        .find(|s| uri.len() >= s.len() && uri[..s.len()].eq_ignore_ascii_case(s.as_bytes()))?;
+    let mut out = String::with_capacity(uri.len() + 16);
+    out.push_str(scheme);
+    for &byte in &uri[scheme.len()..] {
+        match byte {
+            0x21..=0x7e => push_escaped(&mut out, char::from(byte)),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
+            }
+        }
+    }
+    Some(out)
+}

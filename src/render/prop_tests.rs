@@ -1,0 +1,173 @@
+//! Properties over arbitrary bytes: no panic, chunking changes nothing, the HTML is only ours.
+
+use proptest::prelude::*;
+
+use super::tests::{render, render_chunks};
+use super::{Line, Renderer};
+
+/// Pieces of a log: bytes biased toward what makes escapes, markup and line edits, and whole
+/// tokens that random bytes would rarely spell.
+fn log_piece() -> impl Strategy<Value = Vec<u8>> {
+    let tokens: Vec<&[u8]> = vec![
+        b"\x1b[",
+        b"\x1b]8;;https://h.test/<\"'>",
+        b"\x1b]8;;javascript:x",
+        b"\x1b]8;;",
+        b"\x1b\\",
+        b"38;2;",
+        b"48;5;",
+        b"\x1bP",
+        b"\xe2\x82\xac",
+    ];
+    prop_oneof![
+        4 => log_byte().prop_map(|b| vec![b]),
+        1 => prop::sample::select(tokens).prop_map(<[u8]>::to_vec),
+    ]
+}
+
+fn log_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        4 => Just(0x1b),
+        3 => prop::sample::select(b"[];:8\\".to_vec()),
+        3 => b'0'..=b'9',
+        2 => prop::sample::select(b"<>&\"'".to_vec()),
+        2 => prop::sample::select(b"\r\n\t\x07\x08".to_vec()),
+        2 => prop::sample::select(b"mKGCDHJhlP_^X?".to_vec()),
+        1 => prop::sample::select(b"https:/javascript".to_vec()),
+        2 => 0x80u8..=0xff,
+        2 => any::<u8>(),
+    ]
+}
+
+/// Feeds `bytes` in chunks of the given sizes (cycled).
+fn render_sized(bytes: &[u8], sizes: &[usize]) -> Vec<Line> {
+    let mut r = Renderer::new();
+    let (mut lines, mut at) = (Vec::new(), 0);
+    for &size in sizes.iter().cycle() {
+        if at >= bytes.len() {
+            break;
+        }
+        let end = (at + size).min(bytes.len());
+        lines.extend(r.push(&bytes[at..end]));
+        at = end;
+    }
+    lines.extend(r.finish());
+    lines
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn chunking_changes_nothing_and_the_html_is_ours(
+        pieces in prop::collection::vec(log_piece(), 0..300),
+        sizes in prop::collection::vec(1usize..24, 1..8),
+    ) {
+        let bytes = pieces.concat();
+        let whole = render(&bytes);
+        prop_assert_eq!(&render_sized(&bytes, &sizes), &whole);
+        for (i, line) in whole.iter().enumerate() {
+            prop_assert_eq!(line.number, i as u64 + 1);
+            if let Err(e) = check_html(&line.html) {
+                return Err(TestCaseError::fail(format!("{e} in {:?}", line.html)));
+            }
+        }
+    }
+
+    #[test]
+    fn plain_bytes_decode_as_from_utf8_lossy(bytes in prop::collection::vec(0x20u8..=0xff, 0..200)) {
+        let bytes: Vec<u8> = bytes.into_iter().filter(|&b| b != 0x7f).collect();
+        let expected: String = String::from_utf8_lossy(&bytes)
+            .chars()
+            .filter(|c| !('\u{80}'..='\u{9f}').contains(c))
+            .collect();
+        let lines = render_chunks(&bytes, 3);
+        let text = lines.first().map(|l| unescape(&l.html)).unwrap_or_default();
+        prop_assert_eq!(text, expected);
+    }
+}
+
+const ENTITIES: [(&str, char); 5] =
+    [("&lt;", '<'), ("&gt;", '>'), ("&amp;", '&'), ("&quot;", '"'), ("&#39;", '\'')];
+
+fn unescape(html: &str) -> String {
+    let mut out = html.to_owned();
+    for (entity, c) in ENTITIES {
+        out = out.replace(entity, &c.to_string());
+    }
+    out
+}
+
+/// A small scanner of the only HTML a line may hold: text with our five entities, balanced
+/// `<span>` (optional `class` of `c-…` words, optional `style` of colours) and `<a>` with an
+/// http(s) `href` and `rel="nofollow noopener"`, never nested in each other the wrong way.
+fn check_html(html: &str) -> Result<(), String> {
+    let mut rest = html;
+    let mut stack: Vec<&str> = Vec::new();
+    while let Some(c) = rest.chars().next() {
+        match c {
+            '<' => rest = check_tag(rest, &mut stack)?,
+            '&' => {
+                let (entity, _) =
+                    ENTITIES.iter().find(|(e, _)| rest.starts_with(e)).ok_or("bare &")?;
+                rest = &rest[entity.len()..];
+            }
+            '>' | '"' | '\'' => return Err(format!("raw {c} in text")),
+            _ => rest = &rest[c.len_utf8()..],
+        }
+    }
+    if stack.is_empty() { Ok(()) } else { Err(format!("unclosed {stack:?}")) }
+}
+
+/// Checks the tag at the start of `rest`; returns what follows it.
+fn check_tag<'a>(rest: &'a str, stack: &mut Vec<&'static str>) -> Result<&'a str, String> {
+    if let Some(after) = rest.strip_prefix("</span>") {
+        return (stack.pop() == Some("span"))
+            .then_some(after)
+            .ok_or_else(|| "stray </span>".into());
+    }
+    if let Some(after) = rest.strip_prefix("</a>") {
+        return (stack.pop() == Some("a")).then_some(after).ok_or_else(|| "stray </a>".into());
+    }
+    if let Some(after) = rest.strip_prefix("<a href=\"") {
+        if !stack.is_empty() {
+            return Err("<a> inside another tag".into());
+        }
+        let (href, after) = after.split_once("\" rel=\"nofollow noopener\">").ok_or("bad <a>")?;
+        if !(href.starts_with("http:") || href.starts_with("https:"))
+            || href.contains(['<', '>', '"', '\'', ' '])
+        {
+            return Err(format!("bad href {href:?}"));
+        }
+        stack.push("a");
+        return Ok(after);
+    }
+    let mut after = rest.strip_prefix("<span").ok_or("a tag that is not ours")?;
+    if let Some(a) = after.strip_prefix(" class=\"") {
+        let (classes, a) = a.split_once('"').ok_or("unclosed class")?;
+        if !classes.split(' ').all(|c| {
+            c.starts_with("c-")
+                && c[2..].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        }) {
+            return Err(format!("bad class {classes:?}"));
+        }
+        after = a;
+    }
+    if let Some(a) = after.strip_prefix(" style=\"") {
+        let (style, a) = a.split_once('"').ok_or("unclosed style")?;
+        let declaration_ok = |d: &str| {
+            let hex = d.strip_prefix("color:#").or_else(|| d.strip_prefix("background-color:#"));
+            hex.is_some_and(|h| h.len() == 6 && h.chars().all(|c| c.is_ascii_hexdigit()))
+        };
+        if !style.split(';').all(declaration_ok) {
+            return Err(format!("bad style {style:?}"));
+        }
+        after = a;
+    }
+    let after = after.strip_prefix('>').ok_or("bad <span>")?;
+    if stack.last() == Some(&"span") {
+        return Err("nested <span>".into());
+    }
+    stack.push("span");
+    Ok(after)
+}
