@@ -13,6 +13,8 @@ fn main() -> std::io::Result<()> {
     }
     let css = include_str!("../static/tether.css");
     println!("<!doctype html><html><head><meta charset=\"utf-8\"><style>{css}</style></head>");
-    println!("<body><main><h1>cargo build</h1><div class=\"log\">{lines}</div></main></body></html>");
+    println!(
+        "<body><main><h1>cargo build</h1><div class=\"log\">{lines}</div></main></body></html>"
+    );
     Ok(())
 }

@@ -1,18 +1,19 @@
 //! The dispatcher: gives each queued run to a fitting runner of its sender, runs it there, and
 //! records how it ended. A run that waits past its queue deadline ends `timed_out`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 
-use super::runlog::{RunLog, Tail};
+use super::active::Active;
+use super::runlog::RunLog;
+use super::tail::Tail;
 use super::{Engine, StoredThunk};
 use crate::core::dispatch::{Candidate, pick_runner};
 use crate::core::run::{Conclusion, Finished};
 use crate::core::{EventContext, RunEvent};
 use crate::exec::RunSpec;
+use crate::github::GitHubError;
 use crate::runner::RunnerError;
 use crate::ssh::server::LiveRunner;
 use crate::store::{OutboxEntry, RunRecord};
@@ -23,33 +24,12 @@ const DISPATCH_TICK: Duration = Duration::from_secs(1);
 const BUSY_RETRIES: u32 = 10;
 const BUSY_RETRY_DELAY: Duration = Duration::from_millis(500);
 
-/// Runs in flight on this server: their runner, and how to cancel them.
-#[derive(Default)]
-pub struct ActiveRuns {
-    runs: Mutex<HashMap<i64, Active>>,
-}
-
-struct Active {
-    runner: (String, String),
-    cancel: Option<oneshot::Sender<String>>,
-}
-
-impl ActiveRuns {
-    fn in_flight(&self, owner: &str, name: &str) -> u32 {
-        let runs = self.runs.lock().expect("active runs lock poisoned");
-        runs.values()
-            .filter(|a| a.runner.0.eq_ignore_ascii_case(owner) && a.runner.1 == name)
-            .count() as u32
-    }
-
-    /// Cancels a run in flight; returns whether it was.
-    fn cancel(&self, run_id: i64, reason: &str) -> bool {
-        let mut runs = self.runs.lock().expect("active runs lock poisoned");
-        match runs.get_mut(&run_id).and_then(|a| a.cancel.take()) {
-            Some(cancel) => cancel.send(reason.to_string()).is_ok(),
-            None => false,
-        }
-    }
+/// Whether a queued run can check out now.
+enum Checkout {
+    /// With this token (none for a run without an installation).
+    Ready(Option<String>),
+    /// Not now: it stays queued (or was ended).
+    Wait,
 }
 
 pub async fn run(engine: Engine) {
@@ -91,37 +71,73 @@ impl Engine {
             let live = self.inner.gateway.runners_of(&run.sender);
             let candidates: Vec<Candidate> = live.iter().map(|r| self.candidate(r)).collect();
             let Some(index) = pick_runner(&stored.needs, &candidates) else { continue };
-            let runner = live[index].clone();
-            let label = format!("{}/{}", runner.owner, runner.name);
-            let started = self.in_progress_entry(SystemTime::now());
-            let mut entries = vec![started];
-            if run.deployment_environment.is_some() {
-                entries.push(OutboxEntry {
-                    kind: super::outbox::DEPLOYMENT_START.into(),
-                    payload: "{}".into(),
-                });
-            }
-            if let Some(comment) = &stored.comment {
-                let payload = serde_json::json!({ "installation": comment.installation, "repo": run.repo, "comment_id": comment.comment_id, "content": "rocket" });
-                entries.push(OutboxEntry {
-                    kind: super::outbox::REACTION.into(),
-                    payload: payload.to_string(),
-                });
-            }
-            if self.inner.store.start_run(run.id, &label, SystemTime::now(), entries).await? {
-                self.inner.outbox.notify_one();
-                // The record now describes the run as it goes.
-                let now = SystemTime::now();
-                let run = RunRecord {
-                    runner: Some(label),
-                    status: crate::store::RunStatus::InProgress,
-                    started_at: Some(now),
-                    ..run
-                };
-                self.launch(run, stored, runner);
-            }
+            // Before the run starts: one that cannot check out yet stays queued.
+            let Checkout::Ready(token) = self.checkout(&run).await? else { continue };
+            self.start(run, stored, live[index].clone(), token).await?;
         }
         Ok(())
+    }
+
+    /// The run's checkout token. While GitHub is unavailable (or refuses the app's token, which
+    /// renewal can fix) the run waits; any other refusal ends it, as no checkout can succeed.
+    async fn checkout(&self, run: &RunRecord) -> anyhow::Result<Checkout> {
+        let Some(installation) = run.installation_id else { return Ok(Checkout::Ready(None)) };
+        match self.inner.github.checkout_token(installation, &run.repo).await {
+            Ok(token) => Ok(Checkout::Ready(Some(token))),
+            Err(e @ (GitHubError::Unavailable(_) | GitHubError::Unauthorized(_))) => {
+                tracing::warn!(run = run.id, error = %e, "no checkout token yet; the run waits");
+                Ok(Checkout::Wait)
+            }
+            Err(e) => {
+                let why = format!("no checkout token: {e}");
+                self.finish(run, Conclusion::Failure, Some(&why), None, false).await?;
+                Ok(Checkout::Wait)
+            }
+        }
+    }
+
+    /// Marks the run started on `runner`, with its writes, and launches it.
+    async fn start(
+        &self,
+        run: RunRecord,
+        stored: StoredThunk,
+        runner: LiveRunner,
+        token: Option<String>,
+    ) -> anyhow::Result<()> {
+        let label = format!("{}/{}", runner.owner, runner.name);
+        let entries = self.start_entries(&run, &stored);
+        if self.inner.store.start_run(run.id, &label, SystemTime::now(), entries).await? {
+            self.inner.outbox.notify_one();
+            // The record now describes the run as it goes.
+            let now = SystemTime::now();
+            let run = RunRecord {
+                runner: Some(label),
+                status: crate::store::RunStatus::InProgress,
+                started_at: Some(now),
+                ..run
+            };
+            self.launch(run, stored, runner, token);
+        }
+        Ok(())
+    }
+
+    /// What a run's start writes: the check run in progress, its deployment, a rocket.
+    fn start_entries(&self, run: &RunRecord, stored: &StoredThunk) -> Vec<OutboxEntry> {
+        let mut entries = vec![self.in_progress_entry(SystemTime::now())];
+        if run.deployment_environment.is_some() {
+            entries.push(OutboxEntry {
+                kind: super::outbox::DEPLOYMENT_START.into(),
+                payload: "{}".into(),
+            });
+        }
+        if let Some(comment) = &stored.comment {
+            let payload = serde_json::json!({ "installation": comment.installation, "repo": run.repo, "comment_id": comment.comment_id, "content": "rocket" });
+            entries.push(OutboxEntry {
+                kind: super::outbox::REACTION.into(),
+                payload: payload.to_string(),
+            });
+        }
+        entries
     }
 
     fn candidate(&self, runner: &LiveRunner) -> Candidate {
@@ -135,7 +151,13 @@ impl Engine {
         }
     }
 
-    fn launch(&self, run: RunRecord, stored: StoredThunk, runner: LiveRunner) {
+    fn launch(
+        &self,
+        run: RunRecord,
+        stored: StoredThunk,
+        runner: LiveRunner,
+        token: Option<String>,
+    ) {
         let (cancel_tx, cancel_rx) = oneshot::channel();
         let active =
             Active { runner: (runner.owner.clone(), runner.name.clone()), cancel: Some(cancel_tx) };
@@ -143,7 +165,7 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let id = run.id;
-            if let Err(e) = engine.execute(&run, stored, runner, cancel_rx).await {
+            if let Err(e) = engine.execute(&run, stored, runner, token, cancel_rx).await {
                 tracing::error!(run = id, error = format!("{e:#}"), "a run failed to complete");
             }
             engine.inner.active.runs.lock().expect("active runs lock poisoned").remove(&id);
@@ -157,14 +179,9 @@ impl Engine {
         run: &RunRecord,
         stored: StoredThunk,
         runner: LiveRunner,
+        token: Option<String>,
         cancel: oneshot::Receiver<String>,
     ) -> anyhow::Result<()> {
-        let token = match run.installation_id {
-            Some(installation) => {
-                Some(self.inner.github.checkout_token(installation, &run.repo).await?)
-            }
-            None => None,
-        };
         let spec = RunSpec {
             thunk: stored.thunk,
             clone_token: token,

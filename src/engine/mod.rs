@@ -4,12 +4,14 @@
 //! It wires the store, GitHub, the gateway and the blobstore together; what to do is decided in
 //! `core` (which checks, which runner, what a check run says).
 
+mod active;
 mod comment;
 mod dispatch;
 mod intake;
 mod outbox;
 mod plan;
 mod runlog;
+mod tail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +54,7 @@ struct Inner {
     dispatch: Notify,
     /// Wakes the outbox sender: a write was queued.
     outbox: Notify,
-    active: dispatch::ActiveRuns,
+    active: active::ActiveRuns,
 }
 
 /// What a run's `thunk` column holds: the thunk and what it needs of a runner.
@@ -88,7 +90,7 @@ impl Engine {
             config,
             dispatch: Notify::new(),
             outbox: Notify::new(),
-            active: dispatch::ActiveRuns::default(),
+            active: active::ActiveRuns::default(),
         };
         Engine { inner: Arc::new(inner) }
     }

@@ -1,5 +1,6 @@
 //! The outbox sender: makes each stored GitHub write, in order per run, and retries a failed
-//! one with backoff until GitHub accepts it.
+//! one with backoff until GitHub accepts it, unless GitHub refused the write itself (a 404, a
+//! 422): that one is logged and dropped.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -64,13 +65,7 @@ impl Engine {
             for item in due {
                 match self.send(&item).await {
                     Ok(()) => store.outbox_done(item.id).await?,
-                    Err(e) => {
-                        let delay = retry_delay(item.attempts);
-                        tracing::warn!(item = item.id, kind = item.kind, attempts = item.attempts + 1, error = %e, "a GitHub write failed; it will be retried");
-                        store
-                            .outbox_retry(item.id, &e.to_string(), SystemTime::now() + delay)
-                            .await?;
-                    }
+                    Err(e) => self.failed(&item, &e).await?,
                 }
             }
         }
@@ -78,6 +73,38 @@ impl Engine {
         Ok(next.map_or(OUTBOX_POLL_INTERVAL, |at| {
             at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).min(OUTBOX_POLL_INTERVAL)
         }))
+    }
+
+    /// A write that failed is tried again later, or given up when trying cannot help.
+    async fn failed(&self, item: &OutboxItem, error: &anyhow::Error) -> anyhow::Result<()> {
+        let (store, attempts) = (&self.inner.store, item.attempts + 1);
+        let text = format!("{error:#}");
+        match after_failure(error) {
+            AfterFailure::Retry => {
+                let next = SystemTime::now() + retry_delay(item.attempts);
+                tracing::warn!(
+                    item = item.id,
+                    kind = item.kind,
+                    attempts,
+                    error = text,
+                    "a GitHub write failed; it will be retried"
+                );
+                store.outbox_retry(item.id, &text, next).await?;
+            }
+            AfterFailure::GiveUp => {
+                tracing::error!(
+                    item = item.id,
+                    kind = item.kind,
+                    run = item.run_id,
+                    attempts,
+                    payload = item.payload,
+                    error = text,
+                    "GitHub refused a write; it is dropped, as trying again cannot help"
+                );
+                store.outbox_done(item.id).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn send(&self, item: &OutboxItem) -> anyhow::Result<()> {
@@ -124,9 +151,11 @@ impl Engine {
         let installation = run
             .installation_id
             .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
-        let check_run_id = run
-            .check_run_id
-            .ok_or_else(|| anyhow::anyhow!("run {} has no check run yet", run.id))?;
+        // A run's writes go out in order, so no id means GitHub refused its creation for good.
+        let Some(check_run_id) = run.check_run_id else {
+            tracing::warn!(run = run.id, "no check run to update: its creation was given up");
+            return Ok(());
+        };
         let update: Update = serde_json::from_str(&item.payload)?;
         let write = CheckRunWrite {
             name: run.check.clone(),
@@ -227,9 +256,10 @@ impl Engine {
         let installation = run
             .installation_id
             .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
-        let id = run
-            .deployment_id
-            .ok_or_else(|| anyhow::anyhow!("run {} has no deployment yet", run.id))?;
+        let Some(id) = run.deployment_id else {
+            tracing::warn!(run = run.id, "no deployment to update: its creation was given up");
+            return Ok(());
+        };
         let state: DeploymentPayload = serde_json::from_str(&item.payload)?;
         let state = match state.state.as_str() {
             "success" => DeploymentState::Success,
@@ -309,9 +339,48 @@ fn retry_delay(attempts: u32) -> Duration {
     OUTBOX_FIRST_RETRY_DELAY.saturating_mul(1 << attempts.min(10)).min(OUTBOX_MAX_RETRY_DELAY)
 }
 
-/// GitHub errors are all worth retrying here: an outage passes, and a refusal is logged each time
-/// so that someone sees it.
-#[allow(dead_code)]
-fn is_retryable(_: &GitHubError) -> bool {
-    true
+/// What becomes of a write that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFailure {
+    /// Try again after a delay: the cause passes.
+    Retry,
+    /// Drop it: GitHub refused what was sent, and would refuse it again.
+    GiveUp,
+}
+
+/// An outage (5xx, rate limits, timeouts) passes, and a refused token is renewed; a 404 or another
+/// 4xx (a 422 that names what GitHub found invalid) says the write itself is wrong. A failure
+/// that is not GitHub's answer (the store) is retried.
+fn after_failure(error: &anyhow::Error) -> AfterFailure {
+    match error.downcast_ref::<GitHubError>() {
+        None | Some(GitHubError::Unavailable(_) | GitHubError::Unauthorized(_)) => {
+            AfterFailure::Retry
+        }
+        Some(GitHubError::NotFound | GitHubError::TooLarge | GitHubError::Other(_)) => {
+            AfterFailure::GiveUp
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_and_tokens_are_retried_and_refusals_given_up() {
+        let github = |e: GitHubError| after_failure(&anyhow::Error::from(e));
+        assert_eq!(github(GitHubError::Unavailable("HTTP 502".into())), AfterFailure::Retry);
+        assert_eq!(github(GitHubError::Unavailable("rate limited".into())), AfterFailure::Retry);
+        assert_eq!(
+            github(GitHubError::Unauthorized("Bad credentials".into())),
+            AfterFailure::Retry
+        );
+        assert_eq!(github(GitHubError::NotFound), AfterFailure::GiveUp);
+        let invalid = GitHubError::Other("HTTP 422: Validation Failed".into());
+        assert_eq!(github(invalid), AfterFailure::GiveUp);
+        let store = anyhow::anyhow!("database is locked");
+        assert_eq!(after_failure(&store), AfterFailure::Retry);
+        let wrapped = anyhow::Error::from(GitHubError::NotFound).context("updating a check run");
+        assert_eq!(after_failure(&wrapped), AfterFailure::GiveUp);
+    }
 }

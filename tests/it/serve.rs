@@ -91,13 +91,33 @@ impl TetherServer {
         status.code()
     }
 
+    /// Kills the server with SIGKILL, as a crash or the OOM killer would, and waits until it is
+    /// gone; it is stopped on purpose then.
+    pub async fn kill_hard(&mut self) {
+        self.stopped = true;
+        self.child.start_kill().expect("sending SIGKILL to tether serve");
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("tether serve outlived SIGKILL")
+            .unwrap();
+    }
+
     /// Stops it and starts it again on the same data dir with the same flags (on new ports).
     pub async fn restart(self) -> TetherServer {
-        let (dir, github) = (self.data_dir.clone(), self.github_url.clone());
-        let extra = self.extra.clone();
+        let again = self.start_again();
         assert_eq!(self.stop().await, Some(0), "tether serve did not exit cleanly on SIGTERM");
-        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        TetherServer::start_with(&dir, &github, &extra).await
+        again.await
+    }
+
+    /// Starts another server on the same data dir with the same flags (on new ports); the
+    /// future owns what it needs, so this one can be stopped or killed first.
+    pub fn start_again(&self) -> impl std::future::Future<Output = TetherServer> + use<> {
+        let (dir, github, extra) =
+            (self.data_dir.clone(), self.github_url.clone(), self.extra.clone());
+        async move {
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            TetherServer::start_with(&dir, &github, &extra).await
+        }
     }
 
     /// The server's host key as a known_hosts line for 127.0.0.1 on its port.

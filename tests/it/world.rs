@@ -79,19 +79,32 @@ impl World {
         World { github, server: server.restart().await, repo, keys, dir }
     }
 
+    /// Kills the server with SIGKILL and starts it again on the same data dir and flags.
+    pub async fn crash_and_restart(self) -> World {
+        let World { github, mut server, repo, keys, dir } = self;
+        server.kill_hard().await;
+        let server = server.start_again().await;
+        World { github, server, repo, keys, dir }
+    }
+
     /// Commits a tether.toml (also served by the fake's contents API) and returns the commit.
     pub fn commit_config(&self, toml: &str) -> String {
-        let sha = self.repo.commit(&[("tether.toml", toml.as_bytes())], "checks");
-        self.github.set_file(REPO, &sha, "tether.toml", toml.as_bytes());
+        self.commit_config_bytes(toml.as_bytes())
+    }
+
+    /// Commits these bytes as tether.toml, which need not be TOML, nor even UTF-8.
+    pub fn commit_config_bytes(&self, bytes: &[u8]) -> String {
+        let sha = self.repo.commit(&[("tether.toml", bytes)], "checks");
+        self.github.set_file(REPO, &sha, "tether.toml", bytes);
         sha
     }
 
     /// A recorded payload with this world's repository, installation and `sender`.
+    /// `name` is `EVENT/NAME` for `EVENT/NAME.payload.json`, or a file name ending `.json`.
     pub fn fixture(&self, name: &str, sender: &str) -> Value {
-        let path = format!(
-            "{}/tests/fixtures/github-webhooks/{name}.payload.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let file =
+            if name.ends_with(".json") { name.to_string() } else { format!("{name}.payload.json") };
+        let path = format!("{}/tests/fixtures/github-webhooks/{file}", env!("CARGO_MANIFEST_DIR"));
         let mut payload: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         payload["repository"]["full_name"] = REPO.into();
         payload["repository"]["clone_url"] = self.repo.file_url().into();

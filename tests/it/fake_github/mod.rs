@@ -65,8 +65,8 @@ struct State {
     down: bool,
     /// Requests received, refused ones included, by "METHOD /path".
     calls: BTreeMap<String, usize>,
-    /// Requests still to answer 502, by "METHOD /path".
-    failing: BTreeMap<String, usize>,
+    /// Requests still to refuse, by "METHOD /path": with what status, how many more times.
+    failing: BTreeMap<String, (StatusCode, usize)>,
     next_key_id: i64,
     next_id: i64,
     app: auth::AppState,
@@ -204,7 +204,14 @@ impl FakeGitHub {
 
     /// The next `n` requests for `route` ("METHOD /path") answer 502, as GitHub sometimes does.
     pub fn fail_next(&self, route: &str, n: usize) {
-        self.state().failing.insert(route.to_string(), n);
+        self.fail_next_with(route, 502, n);
+    }
+
+    /// The next `n` requests for `route` answer `status` with GitHub's error body (422 says
+    /// "Validation Failed", as GitHub does when it refuses what was sent).
+    pub fn fail_next_with(&self, route: &str, status: u16, n: usize) {
+        let status = StatusCode::from_u16(status).unwrap();
+        self.state().failing.insert(route.to_string(), (status, n));
     }
 
     /// Requests received for `route`, "METHOD /path" without the query, refused ones included.
@@ -251,10 +258,10 @@ async fn gate(Extract(state): Extract<Shared>, request: Request, next: Next) -> 
     let refusal = {
         let mut state = state.lock().unwrap();
         *state.calls.entry(route.clone()).or_default() += 1;
-        match state.failing.get_mut(&route).filter(|n| **n > 0) {
-            Some(n) => {
+        match state.failing.get_mut(&route).filter(|(_, n)| *n > 0) {
+            Some((status, n)) => {
                 *n -= 1;
-                Some(message(StatusCode::BAD_GATEWAY, "Server Error"))
+                Some(message(*status, failure_message(*status)))
             }
             None => refusal(&state, &route, request.headers()),
         }
@@ -262,6 +269,15 @@ async fn gate(Extract(state): Extract<Shared>, request: Request, next: Next) -> 
     match refusal {
         Some(response) => response,
         None => next.run(request).await,
+    }
+}
+
+/// GitHub's message for a refusal the test asked for.
+fn failure_message(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        422 => "Validation Failed",
+        500..=599 => "Server Error",
+        _ => status.canonical_reason().unwrap_or("Error"),
     }
 }
 
