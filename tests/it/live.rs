@@ -161,12 +161,18 @@ async fn a_running_runs_lines_stream_resume_after_the_last_event_id_and_end() {
     after.expect_line(11).await;
     after.expect_end().await;
 
+    assert_finished(&world, &run).await;
+}
+
+/// The run is done: its raw log is what the command wrote, its stream just its end, and its page
+/// the stored log without the script.
+async fn assert_finished(world: &World, run: &str) {
     world.wait_for_check_runs(STEP_LIMIT, |rs| completed(rs, 1)).await;
     let (status, raw) = world.server.get(&format!("/runs/{run}/raw")).await;
     assert_eq!(status, 200);
     let written: String = (1..=11).map(|n| format!("line {n}\n")).collect();
     assert_eq!(Sha256::digest(raw.as_bytes()), Sha256::digest(written.as_bytes()));
-    // A finished run's stream is just its end, and its page the stored log without the script.
+    let events = format!("/runs/{run}/events");
     SseReader::open(&world.server, &events, None).await.expect_end().await;
     let (_, page) = world.server.get(&format!("/runs/{run}")).await;
     assert!(page.contains(">line 11</span>") && !page.contains("live.js"), "{page}");
@@ -182,21 +188,27 @@ async fn the_live_script_is_served_and_unknown_runs_have_no_events() {
     assert_eq!(status, 404);
 }
 
+/// Polls the run page until it is served with lines up to `n`.
+async fn wait_for_page_lines(world: &World, run: &str, n: u64) {
+    let marker = format!("data-last=\"{n}\"");
+    let deadline = tokio::time::Instant::now() + STEP_LIMIT;
+    loop {
+        let page = world.server.get(&format!("/runs/{run}")).await.1;
+        if page.contains(&marker) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_run_page_in_a_browser_follows_the_log_and_reloads_at_the_end() {
     let Some(mut browser) = Browser::start().await else { return };
     let world = World::new().await;
     let (_runner, _ssh) = world.connect_runner().await;
     let run = start_paused_run(&world).await;
-    let mut served = String::new();
-    for _ in 0..600 {
-        served = world.server.get(&format!("/runs/{run}")).await.1;
-        if served.contains("data-last=\"5\"") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(served.contains("data-last=\"5\""), "{served}");
+    wait_for_page_lines(&world, &run, 5).await;
 
     browser.navigate(&format!("{}/runs/{run}#L2", world.server.http_url)).await;
     // Served with lines 1 to 5 (and it says so), with line 2 the target.
