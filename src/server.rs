@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::engine::live::LiveLogs;
 use crate::engine::{Engine, EngineConfig};
 use crate::github::{AppCredentials, GitHub};
 use crate::http::setup::Setup;
@@ -46,6 +47,8 @@ pub struct Server {
     pub engine: Option<Engine>,
     webhook_secret: Option<String>,
     logs: LogStore,
+    /// Running runs' lines, shared by the engine (now or after `/setup`) and HTTP.
+    live: LiveLogs,
     parts: Parts,
 }
 
@@ -55,6 +58,7 @@ struct Parts {
     store: Store,
     gateway: Gateway,
     logs: LogStore,
+    live: LiveLogs,
     config: ServerConfig,
 }
 
@@ -63,7 +67,8 @@ impl Parts {
         let github = GitHub::with_app(&self.config.github_api_url, app)
             .context("configuring the GitHub App")?;
         let (store, gateway, logs) = (self.store.clone(), self.gateway.clone(), self.logs.clone());
-        Ok(Engine::new(store, github, gateway, logs, self.config.engine.clone()))
+        let (live, config) = (self.live.clone(), self.config.engine.clone());
+        Ok(Engine::new(store, github, gateway, logs, live, config))
     }
 
     /// The `/setup` flow, and the task that starts the engine with the app it creates.
@@ -127,10 +132,12 @@ impl Server {
             store: store.clone(),
             gateway: gateway.clone(),
             logs: logs.clone(),
+            live: LiveLogs::default(),
             config: config.clone(),
         };
         let engine = app.map(|app| parts.engine(app)).transpose()?;
-        Ok(Server { host_key, store, gateway, engine, webhook_secret, logs, parts })
+        let live = parts.live.clone();
+        Ok(Server { host_key, store, gateway, engine, webhook_secret, logs, live, parts })
     }
 
     /// Runs SSH and HTTP until `shutdown` resolves or one of them fails.
@@ -145,7 +152,7 @@ impl Server {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let secret = self.webhook_secret.map(String::into_bytes);
-        let mut state = AppState::new(self.store.clone(), secret, Some(self.logs));
+        let mut state = AppState::new(self.store.clone(), secret, Some(self.logs), self.live);
         match &self.engine {
             Some(engine) => engine.spawn(state.deliveries.clone()),
             None => state.setup = Some(self.parts.setup(state.deliveries.clone())?),

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 use super::active::Active;
+use super::live::LivePublisher;
 use super::runlog::RunLog;
 use super::tail::Tail;
 use super::{Engine, StoredThunk};
@@ -106,6 +107,8 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let label = format!("{}/{}", runner.owner, runner.name);
         let entries = self.start_entries(&run, &stored);
+        // Live before the run shows as in progress, so that its page and readers find it.
+        let live = self.inner.live.start(run.id);
         if self.inner.store.start_run(run.id, &label, SystemTime::now(), entries).await? {
             self.inner.outbox.notify_one();
             // The record now describes the run as it goes.
@@ -116,7 +119,7 @@ impl Engine {
                 started_at: Some(now),
                 ..run
             };
-            self.launch(run, stored, runner, token);
+            self.launch(run, stored, runner, token, live);
         }
         Ok(())
     }
@@ -157,6 +160,7 @@ impl Engine {
         stored: StoredThunk,
         runner: LiveRunner,
         token: Option<String>,
+        live: LivePublisher,
     ) {
         let (cancel_tx, cancel_rx) = oneshot::channel();
         let active =
@@ -165,7 +169,7 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let id = run.id;
-            if let Err(e) = engine.execute(&run, stored, runner, token, cancel_rx).await {
+            if let Err(e) = engine.execute(&run, stored, runner, token, cancel_rx, live).await {
                 tracing::error!(run = id, error = format!("{e:#}"), "a run failed to complete");
             }
             engine.inner.active.runs.lock().expect("active runs lock poisoned").remove(&id);
@@ -181,6 +185,7 @@ impl Engine {
         runner: LiveRunner,
         token: Option<String>,
         cancel: oneshot::Receiver<String>,
+        live: LivePublisher,
     ) -> anyhow::Result<()> {
         let spec = RunSpec {
             thunk: stored.thunk,
@@ -218,7 +223,7 @@ impl Engine {
                     .await;
             }
         };
-        self.follow(run, events, cancel).await
+        self.follow(run, events, cancel, live).await
     }
 
     /// Streams a run's events into its log until it ends, is cancelled, or its runner is lost.
@@ -227,8 +232,9 @@ impl Engine {
         run: &RunRecord,
         mut events: crate::runner::client::RunEvents,
         mut cancel: oneshot::Receiver<String>,
+        live: LivePublisher,
     ) -> anyhow::Result<()> {
-        let mut log = RunLog::open(&self.inner.logs, run.id).await?;
+        let mut log = RunLog::open(&self.inner.logs, live).await?;
         let ended = loop {
             tokio::select! {
                 event = events.next() => match event {
@@ -244,7 +250,7 @@ impl Engine {
                 }
             }
         };
-        let tail = log.finish().await?;
+        let (tail, _live) = log.finish().await?;
         self.record_end(run, ended, &tail).await
     }
 

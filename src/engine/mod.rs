@@ -8,6 +8,7 @@ mod active;
 mod comment;
 mod dispatch;
 mod intake;
+pub mod live;
 mod outbox;
 mod plan;
 mod runlog;
@@ -49,6 +50,8 @@ struct Inner {
     github: GitHub,
     gateway: Gateway,
     logs: LogStore,
+    /// The lines of running runs, for live readers.
+    live: live::LiveLogs,
     config: EngineConfig,
     /// Wakes the dispatcher: a run was queued or finished.
     dispatch: Notify,
@@ -80,6 +83,7 @@ impl Engine {
         github: GitHub,
         gateway: Gateway,
         logs: LogStore,
+        live: live::LiveLogs,
         config: EngineConfig,
     ) -> Engine {
         let inner = Inner {
@@ -87,6 +91,7 @@ impl Engine {
             github,
             gateway,
             logs,
+            live,
             config,
             dispatch: Notify::new(),
             outbox: Notify::new(),

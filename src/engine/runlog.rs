@@ -1,6 +1,8 @@
 //! A run's log as it is written: the exact bytes, the same rendered to HTML line by line, and
-//! the last lines for the check run's text, all with bounded memory.
+//! the last lines for the check run's text, all with bounded memory; each rendered line is also
+//! published to live readers.
 
+use super::live::LivePublisher;
 use super::tail::Tail;
 use crate::logs::{LogStore, LogWriter};
 use crate::render::{Renderer, line_markup};
@@ -10,13 +12,16 @@ pub struct RunLog {
     html: LogWriter,
     renderer: Renderer,
     tail: Tail,
+    live: LivePublisher,
 }
 
 impl RunLog {
-    pub async fn open(logs: &LogStore, run_id: i64) -> anyhow::Result<RunLog> {
+    /// Opens the run's blobs; its lines go to `live`.
+    pub async fn open(logs: &LogStore, live: LivePublisher) -> anyhow::Result<RunLog> {
+        let run_id = live.run_id();
         let raw = logs.writer(run_id).await?;
         let html = logs.html_writer(run_id).await?;
-        Ok(RunLog { raw, html, renderer: Renderer::new(), tail: Tail::default() })
+        Ok(RunLog { raw, html, renderer: Renderer::new(), tail: Tail::default(), live })
     }
 
     pub async fn push(&mut self, data: &[u8]) -> anyhow::Result<()> {
@@ -24,7 +29,9 @@ impl RunLog {
         self.tail.push(data);
         let mut markup = String::new();
         for line in self.renderer.push(data) {
-            markup.push_str(&line_markup(&line));
+            let line_html = line_markup(&line);
+            self.live.line(line.number, &line_html);
+            markup.push_str(&line_html);
         }
         if !markup.is_empty() {
             self.html.write(markup.as_bytes()).await?;
@@ -32,13 +39,16 @@ impl RunLog {
         Ok(())
     }
 
-    /// Completes both blobs; returns the tail.
-    pub async fn finish(mut self) -> anyhow::Result<Tail> {
+    /// Completes both blobs; returns the tail, and the publisher, which ends the live log when
+    /// dropped (once the run's end is recorded, so that a reader told of it finds it done).
+    pub async fn finish(mut self) -> anyhow::Result<(Tail, LivePublisher)> {
         if let Some(line) = self.renderer.finish() {
-            self.html.write(line_markup(&line).as_bytes()).await?;
+            let line_html = line_markup(&line);
+            self.live.line(line.number, &line_html);
+            self.html.write(line_html.as_bytes()).await?;
         }
         self.raw.finish().await?;
         self.html.finish().await?;
-        Ok(self.tail)
+        Ok((self.tail, self.live))
     }
 }

@@ -2,6 +2,7 @@
 //! gateway decide.
 
 mod api;
+mod live;
 mod metrics;
 mod pages;
 mod runs;
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+use crate::engine::live::LiveLogs;
 use crate::store::Store;
 
 /// The Content-Security-Policy of every response: nothing inline, nothing from elsewhere.
@@ -37,6 +39,8 @@ pub struct AppState {
     pub deliveries: Arc<tokio::sync::Notify>,
     /// Run logs.
     pub logs: Option<crate::logs::LogStore>,
+    /// The lines of running runs, as the engine publishes them.
+    pub live: LiveLogs,
     /// The App Manifest flow, while no app is configured.
     pub setup: Option<Arc<setup::Setup>>,
 }
@@ -46,12 +50,14 @@ impl AppState {
         store: Store,
         webhook_secret: Option<Vec<u8>>,
         logs: Option<crate::logs::LogStore>,
+        live: LiveLogs,
     ) -> AppState {
         AppState {
             store,
             webhook_secret: Arc::new(RwLock::new(webhook_secret)),
             deliveries: Arc::default(),
             logs,
+            live,
             setup: None,
         }
     }
@@ -66,6 +72,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/static/tether.css", get(pages::stylesheet))
+        .route("/static/live.js", get(pages::live_script))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics::metrics))
         .route("/repos/{owner}/{repo}", get(pages::repo))
@@ -74,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runs/{id}", get(runs::api_run))
         .route("/runs/{id}", get(runs::page))
         .route("/runs/{id}/raw", get(runs::raw))
+        .route("/runs/{id}/events", get(live::events))
         .route("/setup", get(setup::page))
         .route("/setup/callback", get(setup::callback))
         .route(

@@ -114,3 +114,10 @@ pub async fn index(State(state): State<AppState>) -> Result<Html<String>, HttpEr
 pub async fn stylesheet() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/tether.css"))
 }
+
+pub async fn live_script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/live.js"),
+    )
+}

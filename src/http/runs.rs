@@ -94,6 +94,8 @@ struct RunPage {
     log_html: String,
     /// What to say when there is no log to show.
     log_note: &'static str,
+    /// The number of the last line shown, while the run is live (the page then follows it).
+    live_last: Option<u64>,
 }
 
 pub async fn page(
@@ -101,10 +103,7 @@ pub async fn page(
     Path(id): Path<i64>,
 ) -> Result<Html<String>, HttpError> {
     let run = find(&state, id).await?;
-    let log_html = match &state.logs {
-        Some(logs) => logs.html(id).await?.map(|b| String::from_utf8_lossy(&b).into_owned()),
-        None => None,
-    };
+    let (log_html, live_last) = log_so_far(&state, &run).await?;
     let log_note = match (&log_html, run.status) {
         (Some(_), _) => "",
         (None, crate::store::RunStatus::Queued) => "Waiting for a runner.",
@@ -119,8 +118,33 @@ pub async fn page(
         commit_url,
         log_html: log_html.unwrap_or_default(),
         log_note,
+        live_last,
     };
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
+}
+
+/// The log to show: while the run goes, its lines so far from the live registry (and the number
+/// of the last); once it is done, the stored HTML.
+async fn log_so_far(
+    state: &AppState,
+    run: &RunRecord,
+) -> Result<(Option<String>, Option<u64>), HttpError> {
+    if run.status == crate::store::RunStatus::InProgress {
+        if let Some(live) = state.live.snapshot(run.id).filter(|s| !s.finished) {
+            let last = live.lines.last().map_or(0, |(n, _)| *n);
+            let mut html = String::new();
+            for (_, line) in &live.lines {
+                html.push_str(line);
+                html.push('\n');
+            }
+            return Ok((Some(html), Some(last)));
+        }
+    }
+    let stored = match &state.logs {
+        Some(logs) => logs.html(run.id).await?.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        None => None,
+    };
+    Ok((stored, None))
 }
 
 pub async fn raw(

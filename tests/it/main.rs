@@ -1,6 +1,7 @@
 //! tether's one integration test binary: real processes, real git, real sockets; only GitHub is
 //! faked.
 
+mod browser;
 mod checks;
 mod connect;
 mod fake_github;
@@ -12,6 +13,7 @@ mod github;
 mod github_app;
 mod github_repos;
 mod harness;
+mod live;
 mod local_run;
 mod runner;
 mod serve;

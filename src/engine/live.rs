@@ -1,0 +1,257 @@
+//! Live logs: the rendered lines of each running run, kept in a bounded ring and broadcast to
+//! readers (the run page's Server-Sent Events) as they come.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::Stream;
+use tokio::sync::broadcast;
+
+/// The most lines of a run kept for readers that join late or fall behind.
+pub const LIVE_LINES_MAX: usize = 10_000;
+/// How many lines a reader may fall behind the broadcast before it catches up from the ring.
+const BROADCAST_LINES: usize = 1_024;
+/// How long a finished run stays, so that readers can see its end.
+pub const FINISHED_KEEP: Duration = Duration::from_secs(30);
+
+/// A rendered line: its number and its markup (`line_markup` without the newline).
+pub type LiveLine = (u64, Arc<str>);
+
+/// What a reader gets, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveItem {
+    Line(u64, Arc<str>),
+    /// The run ended: every line was sent.
+    End,
+    /// The reader fell behind further than the ring goes back: it should start over.
+    Reload,
+}
+
+#[derive(Clone)]
+enum Broadcast {
+    Line(u64, Arc<str>),
+    End,
+}
+
+/// The registry of running runs' logs, shared by the engine (which publishes) and HTTP (which
+/// reads).
+#[derive(Clone, Default)]
+pub struct LiveLogs {
+    runs: Arc<Mutex<HashMap<i64, Arc<LiveRun>>>>,
+}
+
+struct LiveRun {
+    /// Lines are pushed and broadcast under this lock, so that a reader that subscribes and
+    /// copies the ring under it misses nothing.
+    state: Mutex<RunState>,
+    sender: broadcast::Sender<Broadcast>,
+}
+
+#[derive(Default)]
+struct RunState {
+    lines: VecDeque<LiveLine>,
+    finished: bool,
+}
+
+impl RunState {
+    /// The lines after `after`, or `None` if some of them already left the ring.
+    fn since(&self, after: u64) -> Option<Vec<LiveLine>> {
+        match self.lines.front() {
+            Some((first, _)) if *first > after + 1 => None,
+            _ => Some(self.lines.iter().filter(|(n, _)| *n > after).cloned().collect()),
+        }
+    }
+}
+
+/// A running run's lines so far.
+pub struct Snapshot {
+    pub lines: Vec<LiveLine>,
+    pub finished: bool,
+}
+
+impl LiveLogs {
+    /// Registers a run that starts; its lines go through the publisher, which marks the run
+    /// finished when dropped.
+    pub fn start(&self, run_id: i64) -> LivePublisher {
+        let (sender, _) = broadcast::channel(BROADCAST_LINES);
+        let run = Arc::new(LiveRun { state: Mutex::default(), sender });
+        self.lock().insert(run_id, run.clone());
+        LivePublisher { logs: self.clone(), run_id, run }
+    }
+
+    /// The lines so far of a run that is live (or just finished).
+    pub fn snapshot(&self, run_id: i64) -> Option<Snapshot> {
+        let run = self.lock().get(&run_id).cloned()?;
+        let state = run.state.lock().expect("live run lock poisoned");
+        Some(Snapshot { lines: state.lines.iter().cloned().collect(), finished: state.finished })
+    }
+
+    /// The lines after `after`, then the live ones, then the end; `None` if the run is not live.
+    pub fn follow(&self, run_id: i64, after: u64) -> Option<impl Stream<Item = LiveItem> + use<>> {
+        let run = self.lock().get(&run_id).cloned()?;
+        let (receiver, backlog, finished) = {
+            let state = run.state.lock().expect("live run lock poisoned");
+            (run.sender.subscribe(), state.since(after), state.finished)
+        };
+        Some(items(run, receiver, backlog, finished, after))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<LiveRun>>> {
+        self.runs.lock().expect("live logs lock poisoned")
+    }
+}
+
+/// The backlog (or `Reload` if it is gone), then what the broadcast brings, skipping lines
+/// already sent; a reader that lagged catches up from the ring.
+fn items(
+    run: Arc<LiveRun>,
+    mut receiver: broadcast::Receiver<Broadcast>,
+    backlog: Option<Vec<LiveLine>>,
+    finished: bool,
+    after: u64,
+) -> impl Stream<Item = LiveItem> {
+    async_stream::stream! {
+        let mut last = after;
+        let Some(backlog) = backlog else {
+            yield LiveItem::Reload;
+            return;
+        };
+        for (n, html) in backlog {
+            last = n;
+            yield LiveItem::Line(n, html);
+        }
+        if finished {
+            yield LiveItem::End;
+            return;
+        }
+        loop {
+            match receiver.recv().await {
+                Ok(Broadcast::Line(n, html)) if n > last => {
+                    last = n;
+                    yield LiveItem::Line(n, html);
+                }
+                Ok(Broadcast::Line(..)) => {}
+                Ok(Broadcast::End) | Err(broadcast::error::RecvError::Closed) => {
+                    yield LiveItem::End;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let caught_up = run.state.lock().expect("live run lock poisoned").since(last);
+                    let Some(lines) = caught_up else {
+                        yield LiveItem::Reload;
+                        return;
+                    };
+                    for (n, html) in lines {
+                        last = n;
+                        yield LiveItem::Line(n, html);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Publishes one run's lines; dropping it marks the run finished and removes it a little later.
+pub struct LivePublisher {
+    logs: LiveLogs,
+    run_id: i64,
+    run: Arc<LiveRun>,
+}
+
+impl LivePublisher {
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// Publishes a line's markup (a trailing newline is dropped).
+    pub fn line(&self, number: u64, markup: &str) {
+        let html: Arc<str> = Arc::from(markup.trim_end_matches('\n'));
+        debug_assert!(!html.contains(['\n', '\r']), "a rendered line holds no newline");
+        let mut state = self.run.state.lock().expect("live run lock poisoned");
+        if state.lines.len() == LIVE_LINES_MAX {
+            state.lines.pop_front();
+        }
+        state.lines.push_back((number, html.clone()));
+        // No receiver is not an error: nobody is watching.
+        let _ = self.run.sender.send(Broadcast::Line(number, html));
+    }
+}
+
+impl Drop for LivePublisher {
+    fn drop(&mut self) {
+        {
+            let mut state = self.run.state.lock().expect("live run lock poisoned");
+            state.finished = true;
+            let _ = self.run.sender.send(Broadcast::End);
+        }
+        let (logs, run_id, run) = (self.logs.clone(), self.run_id, self.run.clone());
+        let remove = move || {
+            let mut runs = logs.lock();
+            if runs.get(&run_id).is_some_and(|r| Arc::ptr_eq(r, &run)) {
+                runs.remove(&run_id);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    tokio::time::sleep(FINISHED_KEEP).await;
+                    remove();
+                });
+            }
+            Err(_) => remove(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn line(n: u64) -> LiveItem {
+        LiveItem::Line(n, Arc::from(format!("<div>{n}</div>").as_str()))
+    }
+
+    fn publish(p: &LivePublisher, range: std::ops::RangeInclusive<u64>) {
+        for n in range {
+            p.line(n, &format!("<div>{n}</div>\n"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_gets_the_lines_after_its_last_then_live_ones_then_the_end() {
+        let logs = LiveLogs::default();
+        let publisher = logs.start(7);
+        publish(&publisher, 1..=3);
+        let mut stream = Box::pin(logs.follow(7, 1).unwrap());
+        assert_eq!(stream.next().await, Some(line(2)));
+        assert_eq!(stream.next().await, Some(line(3)));
+        publish(&publisher, 4..=4);
+        drop(publisher);
+        assert_eq!(stream.next().await, Some(line(4)));
+        assert_eq!(stream.next().await, Some(LiveItem::End));
+        assert_eq!(stream.next().await, None);
+        assert!(logs.snapshot(7).unwrap().finished);
+        assert!(logs.follow(8, 0).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_lagging_reader_catches_up_from_the_ring_or_reloads() {
+        let logs = LiveLogs::default();
+        let publisher = logs.start(1);
+        let mut caught_up = Box::pin(logs.follow(1, 0).unwrap());
+        publish(&publisher, 1..=(BROADCAST_LINES as u64 + 10));
+        for n in 1..=(BROADCAST_LINES as u64 + 10) {
+            assert_eq!(caught_up.next().await, Some(line(n)));
+        }
+        let seen = BROADCAST_LINES as u64 + 10;
+        let mut lost = Box::pin(logs.follow(1, seen).unwrap());
+        publish(&publisher, (seen + 1)..=(seen + LIVE_LINES_MAX as u64 + 1));
+        assert_eq!(lost.next().await, Some(LiveItem::Reload));
+        assert_eq!(lost.next().await, None);
+        let mut too_old = Box::pin(logs.follow(1, 2).unwrap());
+        assert_eq!(too_old.next().await, Some(LiveItem::Reload));
+    }
+}
