@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use tether::engine::{DEFAULT_QUEUE_TTL, EngineConfig};
+use tether::engine::{DEFAULT_LOG_MAX_BYTES, DEFAULT_QUEUE_TTL, EngineConfig};
 use tether::server::{Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
             external_url: "http://localhost".into(),
             ssh_public_addr: "localhost:6455".into(),
             queue_ttl: DEFAULT_QUEUE_TTL,
+            log_max_bytes: DEFAULT_LOG_MAX_BYTES,
         },
     };
     let server = Server::open(&config).await?;

@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// How long a run waits for a runner before it ends timed out.
     #[arg(long, env = "TETHER_QUEUE_TTL", default_value = "24h", value_parser = parse_duration)]
     queue_ttl: std::time::Duration,
+    /// The most bytes of one run's output that are stored (the run goes on; a marker line says
+    /// where the log was cut).
+    #[arg(long, env = "TETHER_LOG_MAX_BYTES", default_value_t = crate::engine::DEFAULT_LOG_MAX_BYTES)]
+    log_max_bytes: u64,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -79,6 +83,7 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
             external_url: external.clone(),
             ssh_public_addr,
             queue_ttl: args.queue_ttl,
+            log_max_bytes: args.log_max_bytes,
         },
     };
     let server = Server::open(&config).await?;

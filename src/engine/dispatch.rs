@@ -234,7 +234,7 @@ impl Engine {
         mut cancel: oneshot::Receiver<String>,
         live: LivePublisher,
     ) -> anyhow::Result<()> {
-        let mut log = RunLog::open(&self.inner.logs, live).await?;
+        let mut log = RunLog::open(&self.inner.logs, live, self.inner.config.log_max_bytes).await?;
         let ended = loop {
             tokio::select! {
                 event = events.next() => match event {

@@ -26,6 +26,9 @@ use crate::logs::LogStore;
 use crate::ssh::server::Gateway;
 use crate::store::Store;
 
+/// The most bytes of one run's output stored by default: 1 GiB.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 1 << 30;
+
 /// How long a run waits for a runner before it ends `timed_out`.
 pub const DEFAULT_QUEUE_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -37,6 +40,8 @@ pub struct EngineConfig {
     /// `HOST:PORT` for `tether runner --connect LOGIN@HOST:PORT`.
     pub ssh_public_addr: String,
     pub queue_ttl: Duration,
+    /// The most bytes of a run's output that are stored; the run goes on past them.
+    pub log_max_bytes: u64,
 }
 
 /// Shared by the engine's loops.

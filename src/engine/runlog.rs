@@ -13,20 +13,53 @@ pub struct RunLog {
     renderer: Renderer,
     tail: Tail,
     live: LivePublisher,
+    /// Bytes stored at most; beyond them the run goes on and its output is dropped.
+    max_bytes: u64,
+    cut: bool,
 }
 
 impl RunLog {
     /// Opens the run's blobs; its lines go to `live`.
-    pub async fn open(logs: &LogStore, live: LivePublisher) -> anyhow::Result<RunLog> {
+    pub async fn open(
+        logs: &LogStore,
+        live: LivePublisher,
+        max_bytes: u64,
+    ) -> anyhow::Result<RunLog> {
         let run_id = live.run_id();
         let raw = logs.writer(run_id).await?;
         let html = logs.html_writer(run_id).await?;
-        Ok(RunLog { raw, html, renderer: Renderer::new(), tail: Tail::default(), live })
+        let renderer = Renderer::new();
+        Ok(RunLog { raw, html, renderer, tail: Tail::default(), live, max_bytes, cut: false })
     }
 
+    /// Stores and renders a chunk; past `max_bytes` the rest of the log is dropped, once, with a
+    /// marker line that says so.
     pub async fn push(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        if self.cut {
+            return Ok(());
+        }
+        let room = self.max_bytes.saturating_sub(self.raw.bytes());
+        let kept = &data[..data.len().min(room as usize)];
+        self.store(kept).await?;
+        if kept.len() < data.len() {
+            self.cut = true;
+            let marker = format!(
+                "\n[tether: the log reached {} bytes; the rest of the output was not stored]\n",
+                self.max_bytes
+            );
+            self.render(marker.as_bytes()).await?;
+            self.tail.push(marker.as_bytes());
+        }
+        Ok(())
+    }
+
+    async fn store(&mut self, data: &[u8]) -> anyhow::Result<()> {
         self.raw.write(data).await?;
         self.tail.push(data);
+        self.render(data).await
+    }
+
+    async fn render(&mut self, data: &[u8]) -> anyhow::Result<()> {
         let mut markup = String::new();
         for line in self.renderer.push(data) {
             let line_html = line_markup(&line);

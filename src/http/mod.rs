@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::index))
         .route("/static/tether.css", get(pages::stylesheet))
         .route("/static/live.js", get(pages::live_script))
+        .route("/static/lines.js", get(pages::lines_script))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics::metrics))
         .route("/repos/{owner}/{repo}", get(pages::repo))

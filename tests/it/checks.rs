@@ -93,3 +93,23 @@ async fn webhooks_are_verified_deduplicated_and_bad_configs_reported() {
         "{summary}"
     );
 }
+
+#[tokio::test]
+async fn a_log_over_the_limit_is_cut_with_a_marker_and_the_run_goes_on() {
+    let world = World::with_flags(&["--log-max-bytes", "1000"]).await;
+    let (_runner, _ssh) = world.connect_runner().await;
+    // 100 lines of 50 bytes, then a last word that must still decide the exit status.
+    let script = "i=0; while [ $i -lt 100 ]; do printf '%049d\\n' $i; i=$((i+1)); done; exit 4";
+    let sha = world.commit_config(&format!("[checks.loud]\nrun = {script:?}\n"));
+    world.deliver("push", "delivery-loud", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(Duration::from_secs(30), |rs| completed(rs, 1)).await;
+    assert_eq!(runs[0]["conclusion"], "failure", "{runs:#?}");
+    assert!(runs[0]["output"]["title"].as_str().unwrap().contains("exit 4"), "{runs:#?}");
+    let run_id = runs[0]["external_id"].as_str().unwrap();
+    let (_, raw) = world.server.get(&format!("/runs/{run_id}/raw")).await;
+    assert_eq!(raw.len(), 1000);
+    assert!(raw.starts_with(&format!("{:049}\n", 0)));
+    let (_, page) = world.server.get(&format!("/runs/{run_id}")).await;
+    assert!(page.contains("the log reached 1000 bytes"), "{page}");
+    assert!(!page.contains(&format!("{:049}", 99)), "output past the cut was stored");
+}

@@ -234,4 +234,10 @@ async fn the_run_page_in_a_browser_follows_the_log_and_reloads_at_the_end() {
                     && document.querySelectorAll('.log .line').length === 11";
     assert!(browser.wait_for(STEP_LIMIT, finished).await, "{}", browser.dom().await);
     assert!(browser.wait_for(STEP_LIMIT, "document.querySelector(':target')?.id === 'L2'").await);
+
+    // A range: `#L3-L5` highlights exactly those lines on the finished page.
+    browser.navigate(&format!("{}/runs/{run}#L3-L5", world.server.http_url)).await;
+    let range =
+        "[...document.querySelectorAll('.log .line.hl')].map(l => l.id).join() === 'L3,L4,L5'";
+    assert!(browser.wait_for(STEP_LIMIT, range).await, "{}", browser.dom().await);
 }
