@@ -24,6 +24,7 @@ pub use app::{AppCredentials, NewApp};
 pub use checks::{CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus};
 pub use deployments::DeploymentState;
 pub use error::GitHubError;
+pub use login::valid as valid_login;
 pub use repos::{Permission, PullHead, Reaction};
 
 /// How long one call may take, connecting included, before GitHub counts as unavailable.

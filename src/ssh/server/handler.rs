@@ -44,7 +44,7 @@ impl ConnectionHandler {
     }
 
     async fn key_allowed(&self, user: &str, key: &PublicKey) -> bool {
-        if !is_github_login(user) {
+        if crate::github::valid_login(user).is_none() {
             tracing::info!(peer = %self.peer, user, "refused: not a GitHub login");
             return false;
         }
@@ -313,14 +313,4 @@ fn refuse_command(
     session.exit_status_request(channel, 1)?;
     session.eof(channel)?;
     session.close(channel)
-}
-
-/// GitHub logins: alphanumerics and single inner hyphens, at most 39 characters.
-pub fn is_github_login(login: &str) -> bool {
-    !login.is_empty()
-        && login.len() <= 39
-        && login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !login.starts_with('-')
-        && !login.ends_with('-')
-        && !login.contains("--")
 }
