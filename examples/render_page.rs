@@ -9,7 +9,7 @@ fn main() -> std::io::Result<()> {
     let mut renderer = Renderer::new();
     let mut lines = String::new();
     for line in renderer.push(&bytes).iter().chain(renderer.finish().iter()) {
-        lines.push_str(&line_markup(line));
+        lines.push_str(&line_markup(line, std::time::SystemTime::now()));
     }
     let css = include_str!("../static/tether.css");
     println!("<!doctype html><html><head><meta charset=\"utf-8\"><style>{css}</style></head>");

@@ -33,6 +33,30 @@
       anchor = n;
     }
   });
-  window.addEventListener("hashchange", highlight);
-  highlight();
+  // A long log is served a page at a time: a link to a line on another page goes to that page.
+  function toPageOfLine() {
+    var log = document.getElementById("log");
+    var m = RANGE.exec(window.location.hash);
+    if (!log || !log.dataset.pageLines || !m || document.getElementById("L" + m[1])) return false;
+    var n = parseInt(m[1], 10), lines = parseInt(log.dataset.lines, 10);
+    if (n < 1 || n > lines) return false;
+    var page = Math.floor((n - 1) / parseInt(log.dataset.pageLines, 10)) + 1;
+    if (String(page) === log.dataset.page) return false;
+    window.location.replace("?page=" + page + window.location.hash);
+    return true;
+  }
+
+  // The timestamps toggle is plain CSS; this only remembers it between pages.
+  var toggle = document.getElementById("ts-toggle");
+  if (toggle) {
+    try {
+      toggle.checked = window.localStorage.getItem("tether.timestamps") === "1";
+      toggle.addEventListener("change", function () {
+        window.localStorage.setItem("tether.timestamps", toggle.checked ? "1" : "0");
+      });
+    } catch (e) { /* storage refused: the toggle still works for this page */ }
+  }
+
+  window.addEventListener("hashchange", function () { if (!toPageOfLine()) highlight(); });
+  if (!toPageOfLine()) highlight();
 })();

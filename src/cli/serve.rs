@@ -36,7 +36,8 @@ pub struct ServeArgs {
     /// The GitHub App's webhook secret.
     #[arg(long, env = "TETHER_GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
     github_webhook_secret: Option<String>,
-    /// Where logs go: file:///…, s3://…, memory:// (default: blobs/ in the data dir).
+    /// Where logs go: file:///…, memory://, and with the `cloud` feature s3://…, gs://…, az://…
+    /// (credentials from AWS_*, GOOGLE_*, AZURE_*); default: blobs/ in the data dir.
     #[arg(long, env = "TETHER_BLOBS", value_name = "URL")]
     blobs: Option<String>,
     /// HOST:PORT that runners connect to, for the connect command check runs show (default: the

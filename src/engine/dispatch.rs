@@ -238,7 +238,7 @@ impl Engine {
         let ended = loop {
             tokio::select! {
                 event = events.next() => match event {
-                    Some(Ok(RunEvent::Output { data, .. })) => log.push(&data).await?,
+                    Some(Ok(RunEvent::Output { data, at, .. })) => log.push(&data, at).await?,
                     Some(Ok(RunEvent::Finished(finished))) => break Ok(finished),
                     Some(Ok(RunEvent::Started { .. })) => {}
                     Some(Err(e)) => break Err(format!("runner lost: {e}")),

@@ -2,12 +2,18 @@
 //! the last lines for the check run's text, all with bounded memory; each rendered line is also
 //! published to live readers.
 
+use std::time::SystemTime;
+
 use super::live::LivePublisher;
 use super::tail::Tail;
-use crate::logs::{LogStore, LogWriter};
-use crate::render::{Renderer, line_markup};
+use crate::logs::{LogPages, LogStore, LogWriter};
+use crate::render::{Line, Renderer, line_markup};
+
+/// Lines per page of the run page: a page of a million-line log stays quick to load and render.
+pub const LOG_PAGE_LINES: u64 = 10_000;
 
 pub struct RunLog {
+    logs: LogStore,
     raw: LogWriter,
     html: LogWriter,
     renderer: Renderer,
@@ -16,6 +22,11 @@ pub struct RunLog {
     /// Bytes stored at most; beyond them the run goes on and its output is dropped.
     max_bytes: u64,
     cut: bool,
+    /// When the line being rendered got its first byte (on the runner's clock): its timestamp.
+    line_since: Option<SystemTime>,
+    /// Where each page of the HTML log starts, and the number of the last line written.
+    page_offsets: Vec<u64>,
+    lines: u64,
 }
 
 impl RunLog {
@@ -26,62 +37,152 @@ impl RunLog {
         max_bytes: u64,
     ) -> anyhow::Result<RunLog> {
         let run_id = live.run_id();
-        let raw = logs.writer(run_id).await?;
-        let html = logs.html_writer(run_id).await?;
-        let renderer = Renderer::new();
-        Ok(RunLog { raw, html, renderer, tail: Tail::default(), live, max_bytes, cut: false })
+        Ok(RunLog {
+            logs: logs.clone(),
+            raw: logs.writer(run_id).await?,
+            html: logs.html_writer(run_id).await?,
+            renderer: Renderer::new(),
+            tail: Tail::default(),
+            live,
+            max_bytes,
+            cut: false,
+            line_since: None,
+            page_offsets: Vec::new(),
+            lines: 0,
+        })
     }
 
-    /// Stores and renders a chunk; past `max_bytes` the rest of the log is dropped, once, with a
-    /// marker line that says so.
-    pub async fn push(&mut self, data: &[u8]) -> anyhow::Result<()> {
+    /// Stores and renders a chunk the runner read at `at`; past `max_bytes` the rest of the log
+    /// is dropped, once, with a marker line that says so.
+    pub async fn push(&mut self, data: &[u8], at: SystemTime) -> anyhow::Result<()> {
         if self.cut {
             return Ok(());
         }
         let room = self.max_bytes.saturating_sub(self.raw.bytes());
         let kept = &data[..data.len().min(room as usize)];
-        self.store(kept).await?;
+        self.raw.write(kept).await?;
+        self.tail.push(kept);
+        self.render(kept, at).await?;
         if kept.len() < data.len() {
             self.cut = true;
             let marker = format!(
                 "\n[tether: the log reached {} bytes; the rest of the output was not stored]\n",
                 self.max_bytes
             );
-            self.render(marker.as_bytes()).await?;
+            self.render(marker.as_bytes(), at).await?;
             self.tail.push(marker.as_bytes());
         }
         Ok(())
     }
 
-    async fn store(&mut self, data: &[u8]) -> anyhow::Result<()> {
-        self.raw.write(data).await?;
-        self.tail.push(data);
-        self.render(data).await
-    }
-
-    async fn render(&mut self, data: &[u8]) -> anyhow::Result<()> {
+    /// Renders a chunk; each line it completes is stamped with the time its first byte came.
+    async fn render(&mut self, data: &[u8], at: SystemTime) -> anyhow::Result<()> {
+        let mut since = self.line_since.unwrap_or(at);
         let mut markup = String::new();
         for line in self.renderer.push(data) {
-            let line_html = line_markup(&line);
-            self.live.line(line.number, &line_html);
-            markup.push_str(&line_html);
+            self.add_line(&line, since, &mut markup);
+            since = at;
         }
+        self.line_since = (!data.is_empty() && !data.ends_with(b"\n")).then_some(since);
         if !markup.is_empty() {
             self.html.write(markup.as_bytes()).await?;
         }
         Ok(())
     }
 
-    /// Completes both blobs; returns the tail, and the publisher, which ends the live log when
+    /// Appends a line's markup to `markup` (what is about to be written), noting where a page
+    /// starts, and publishes it.
+    fn add_line(&mut self, line: &Line, at: SystemTime, markup: &mut String) {
+        if (line.number - 1) % LOG_PAGE_LINES == 0 {
+            self.page_offsets.push(self.html.bytes() + markup.len() as u64);
+        }
+        let line_html = line_markup(line, at);
+        self.live.line(line.number, &line_html);
+        markup.push_str(&line_html);
+        self.lines = line.number;
+    }
+
+    /// Completes the blobs; returns the tail, and the publisher, which ends the live log when
     /// dropped (once the run's end is recorded, so that a reader told of it finds it done).
     pub async fn finish(mut self) -> anyhow::Result<(Tail, LivePublisher)> {
         if let Some(line) = self.renderer.finish() {
-            let line_html = line_markup(&line);
-            self.live.line(line.number, &line_html);
-            self.html.write(line_html.as_bytes()).await?;
+            let mut markup = String::new();
+            let at = self.line_since.unwrap_or_else(SystemTime::now);
+            self.add_line(&line, at, &mut markup);
+            self.html.write(markup.as_bytes()).await?;
         }
+        let pages = LogPages {
+            lines: self.lines,
+            lines_per_page: LOG_PAGE_LINES,
+            offsets: self.page_offsets,
+            bytes: self.html.bytes(),
+        };
         self.raw.finish().await?;
         self.html.finish().await?;
+        self.logs.put_pages(self.live.run_id(), &pages).await?;
         Ok((self.tail, self.live))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::engine::live::LiveLogs;
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_795_435_200_000 + ms)
+    }
+
+    async fn open(max_bytes: u64) -> (LogStore, RunLog) {
+        let logs =
+            LogStore::open(Some("memory:///"), std::path::Path::new("/nonexistent")).unwrap();
+        let log = RunLog::open(&logs, LiveLogs::default().start(1), max_bytes).await.unwrap();
+        (logs, log)
+    }
+
+    async fn html(logs: &LogStore) -> String {
+        String::from_utf8(logs.html(1).await.unwrap().unwrap().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_line_is_stamped_with_the_time_of_its_first_byte() {
+        let (logs, mut log) = open(u64::MAX).await;
+        log.push(b"one, ", at(1)).await.unwrap();
+        log.push(b"still one\ntwo\nthree", at(2)).await.unwrap();
+        log.push(b" and more\n", at(3)).await.unwrap();
+        log.push(b"four", at(4)).await.unwrap();
+        log.finish().await.unwrap();
+        let html = html(&logs).await;
+        let stamps: Vec<&str> =
+            html.match_indices("datetime=\"").map(|(i, _)| &html[i + 10..i + 34]).collect();
+        let ms = |n| format!("2026-11-23T12:00:00.00{n}Z");
+        assert_eq!(stamps, [ms(1), ms(2), ms(2), ms(4)], "{html}");
+    }
+
+    #[tokio::test]
+    async fn the_page_index_points_at_the_first_line_of_each_page() {
+        let (logs, mut log) = open(u64::MAX).await;
+        let lines = 2 * LOG_PAGE_LINES + 5;
+        let text: String = (1..=lines).map(|n| format!("line {n}\n")).collect();
+        for chunk in text.as_bytes().chunks(777) {
+            log.push(chunk, at(0)).await.unwrap();
+        }
+        log.finish().await.unwrap();
+        let pages = logs.pages(1).await.unwrap().unwrap();
+        assert_eq!((pages.lines, pages.offsets.len()), (lines, 3));
+        let html = html(&logs).await;
+        assert_eq!(pages.bytes, html.len() as u64);
+        for (k, first) in [(0, 1), (1, LOG_PAGE_LINES + 1), (2, 2 * LOG_PAGE_LINES + 1)] {
+            let range = pages.range(k).unwrap();
+            let page = &html[range.start as usize..range.end as usize];
+            assert!(page.starts_with(&format!("<div class=\"line\" id=\"L{first}\">")), "page {k}");
+            assert_eq!(
+                page.matches("class=\"line\"").count() as u64,
+                (lines - first + 1).min(LOG_PAGE_LINES)
+            );
+        }
+        assert_eq!(pages.range(3), None);
     }
 }

@@ -5,6 +5,7 @@ mod api;
 mod live;
 mod metrics;
 mod pages;
+mod run_page;
 mod runs;
 pub mod setup;
 mod webhook;
@@ -80,7 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/runners", get(api::runners))
         .route("/api/v1/runs", get(runs::api_runs))
         .route("/api/v1/runs/{id}", get(runs::api_run))
-        .route("/runs/{id}", get(runs::page))
+        .route("/runs/{id}", get(run_page::page))
         .route("/runs/{id}/raw", get(runs::raw))
         .route("/runs/{id}/events", get(live::events))
         .route("/setup", get(setup::page))

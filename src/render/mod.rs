@@ -34,6 +34,8 @@ mod tests;
 
 pub use line::LINE_MAX_BYTES;
 
+use std::time::SystemTime;
+
 use line::LineBuf;
 use parse::{Csi, Parser, Perform};
 use style::Style;
@@ -83,13 +85,18 @@ impl Renderer {
     }
 }
 
-/// The markup of one line on the run page:
-/// `<div class="line" id="L{n}"><a class="ln" href="#L{n}">{n}</a><span class="text">{html}</span></div>`
+/// The markup of one line on the run page, stamped with the runner's time `at` (shown when the
+/// reader turns timestamps on):
+/// `<div class="line" id="L{n}"><a class="ln" href="#L{n}">{n}</a><time class="ts" datetime="{rfc3339}">{hh:mm:ss.mmm}</time><span class="text">{html}</span></div>`
 /// and a newline, so that `#L{n}` links to a line and the page's source reads line by line.
-pub fn line_markup(line: &Line) -> String {
+pub fn line_markup(line: &Line, at: SystemTime) -> String {
     let n = line.number;
+    let stamp = humantime::format_rfc3339_millis(at).to_string();
+    // "2026-11-23T12:00:01.234Z": the time of day, in UTC as the datetime says.
+    let clock = stamp.get(11..23).unwrap_or(&stamp);
     format!(
-        "<div class=\"line\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a><span class=\"text\">{}</span></div>\n",
+        "<div class=\"line\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a>\
+         <time class=\"ts\" datetime=\"{stamp}\">{clock}</time><span class=\"text\">{}</span></div>\n",
         line.html
     )
 }

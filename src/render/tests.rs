@@ -53,9 +53,12 @@ fn finish_returns_the_unterminated_line_and_resets() {
 fn line_markup_wraps_a_line_with_its_anchor() {
     let line = Line { number: 7, html: "<span class=\"c-bold\">x</span>".into() };
     assert_eq!(
-        line_markup(&line),
+        line_markup(
+            &line,
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_435_201_234)
+        ),
         "<div class=\"line\" id=\"L7\"><a class=\"ln\" href=\"#L7\">7</a>\
-         <span class=\"text\"><span class=\"c-bold\">x</span></span></div>\n"
+         <time class=\"ts\" datetime=\"2026-11-23T12:00:01.234Z\">12:00:01.234</time><span class=\"text\"><span class=\"c-bold\">x</span></span></div>\n"
     );
 }
 

@@ -230,7 +230,7 @@ async fn the_run_page_in_a_browser_follows_the_log_and_reloads_at_the_end() {
 
     // At the end the page reloads into the finished run's stored log.
     release(world.dir.path(), 2);
-    let finished = "document.getElementById('log') === null \
+    let finished = "document.querySelector('#log[data-run]') === null \
                     && document.querySelectorAll('.log .line').length === 11";
     assert!(browser.wait_for(STEP_LIMIT, finished).await, "{}", browser.dom().await);
     assert!(browser.wait_for(STEP_LIMIT, "document.querySelector(':target')?.id === 'L2'").await);
