@@ -114,6 +114,20 @@ impl Browser {
         false
     }
 
+    /// Saves a PNG of the page to `$TETHER_SCREENSHOTS/NAME.png` when that variable is set, for
+    /// a person to look at the pages the tests drive.
+    pub async fn screenshot(&mut self, name: &str) {
+        let Some(dir) = std::env::var_os("TETHER_SCREENSHOTS") else { return };
+        let session = self.session.clone();
+        let shot = self.call(Some(&session), "Page.captureScreenshot", json!({})).await;
+        let png = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            shot["data"].as_str().expect("a screenshot"),
+        )
+        .unwrap();
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+
     /// The page's DOM as HTML.
     pub async fn dom(&mut self) -> String {
         self.eval("document.documentElement.outerHTML").await.as_str().unwrap_or_default().into()

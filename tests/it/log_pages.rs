@@ -38,6 +38,7 @@ async fn a_long_log_is_served_a_page_at_a_time() {
     assert!(!page.contains(&line(2 * PAGE_LINES)) && !page.contains(&line(LINES + 1)));
     assert!(page.contains(&format!("Lines 20001–{LINES} of {LINES}, page 3 of 3")), "{page}");
     assert!(page.contains("<a href=\"?page=2\" rel=\"prev\">"), "{page}");
+    assert!(page.contains("<span class=\"status status-success\">success</span>"), "{page}");
     assert!(
         page.trim_end().ends_with("</html>"),
         "not whole after the log: {}",
@@ -78,9 +79,14 @@ async fn a_link_to_a_line_finds_its_page_and_timestamps_toggle() {
     assert_eq!(browser.eval(shown).await, "block");
     let stamp = browser.eval("document.querySelector('#L5 .ts').textContent").await;
     assert!(stamp.as_str().is_some_and(|s| s.len() == 12 && s.as_bytes()[2] == b':'), "{stamp}");
+    browser.screenshot("log-page-1-timestamps").await;
     // The choice is remembered on the next page.
     browser.navigate(&format!("{}/runs/{run}?page=2", world.server.http_url)).await;
     let remembered = "document.getElementById('ts-toggle')?.checked === true \
                       && getComputedStyle(document.querySelector('#L10001 .ts')).display === 'block'";
     assert!(browser.wait_for(limit, remembered).await, "{}", browser.dom().await);
+    browser.eval("document.getElementById('ts-toggle').click()").await;
+    browser.screenshot("log-page-2-top").await;
+    browser.eval("document.querySelector('.log-tools').scrollIntoView()").await;
+    browser.screenshot("log-page-2-log").await;
 }
