@@ -22,8 +22,19 @@ const DELIVERY_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// How often the worker looks for deliveries when nothing woke it (a safety net).
 const DELIVERY_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long a finished delivery keeps its payload: longer than GitHub lets anyone redeliver
+/// (3 days), for a person looking into what happened; its row stays for good.
+const DELIVERY_PAYLOAD_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often old payloads are dropped.
+const DELIVERY_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
 pub async fn run(engine: Engine, wake: Arc<Notify>) {
+    let mut pruned_at: Option<tokio::time::Instant> = None;
     loop {
+        if pruned_at.is_none_or(|at| at.elapsed() >= DELIVERY_PRUNE_INTERVAL) {
+            pruned_at = Some(tokio::time::Instant::now());
+            engine.drop_old_payloads().await;
+        }
         let pending = match engine.inner.store.unprocessed_deliveries(DELIVERY_BATCH).await {
             Ok(pending) => pending,
             Err(e) => {
@@ -66,6 +77,17 @@ pub async fn run(engine: Engine, wake: Arc<Notify>) {
 }
 
 impl Engine {
+    /// Empties the payloads of deliveries finished more than `DELIVERY_PAYLOAD_KEEP` ago, so
+    /// the database does not grow with every webhook ever received.
+    async fn drop_old_payloads(&self) {
+        let cutoff = std::time::SystemTime::now() - DELIVERY_PAYLOAD_KEEP;
+        match self.inner.store.drop_old_payloads(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "dropped the payloads of old deliveries"),
+            Err(e) => tracing::error!(error = %e, "dropping old delivery payloads failed"),
+        }
+    }
+
     /// Acts on one delivery; returns the outcome to record.
     async fn process(&self, delivery: &Delivery) -> Result<String, Retry> {
         let event = match crate::github::webhook::parse(&delivery.event, &delivery.payload) {

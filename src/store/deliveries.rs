@@ -52,6 +52,13 @@ impl Store {
         self.worker.call(move |conn| finish(conn, &id, &outcome, now)).await
     }
 
+    /// Empties the payloads of deliveries finished before `cutoff`; returns how many. The rows
+    /// stay, so a late redelivery of one is still recognised and the counts stay whole.
+    pub async fn drop_old_payloads(&self, cutoff: SystemTime) -> Result<u64, StoreError> {
+        let cutoff = millis(cutoff);
+        self.worker.call(move |conn| drop_payloads(conn, cutoff)).await
+    }
+
     /// (outcome, count) pairs, "pending" for unfinished ones; outcomes starting "failed" count
     /// as "failed". For metrics; outcomes with no delivery are left out.
     pub async fn delivery_outcome_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
@@ -109,6 +116,15 @@ fn finish(conn: &Connection, id: &str, outcome: &str, now_ms: i64) -> rusqlite::
         (id, outcome, now_ms),
     )?;
     Ok(())
+}
+
+fn drop_payloads(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
+    let dropped = conn.execute(
+        "UPDATE deliveries SET payload = X''
+         WHERE processed_at_ms < ?1 AND outcome IS NOT NULL AND length(payload) > 0",
+        [cutoff_ms],
+    )?;
+    Ok(dropped as u64)
 }
 
 fn outcome_counts(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {

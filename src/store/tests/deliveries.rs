@@ -108,3 +108,25 @@ async fn the_latest_installation_action_wins() {
                   WHERE id = 7 AND account = 'acme-renamed' AND action = 'suspend'";
     assert_eq!(query_i64(&store, latest).await, 1);
 }
+
+#[tokio::test]
+async fn payloads_of_deliveries_finished_before_the_cutoff_are_dropped_and_their_ids_kept() {
+    let (_dir, _path, store) = new_store().await;
+    for id in ["done", "pending"] {
+        store.insert_delivery(delivery(id, 1_000)).await.unwrap();
+    }
+    store.finish_delivery("done", "processed").await.unwrap();
+    let a_day_ago = SystemTime::now() - Duration::from_secs(86_400);
+    assert_eq!(store.drop_old_payloads(a_day_ago).await.unwrap(), 0);
+    let soon = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(store.drop_old_payloads(soon).await.unwrap(), 1);
+    assert_eq!(store.drop_old_payloads(soon).await.unwrap(), 0, "already dropped");
+    let sizes =
+        "SELECT group_concat(length(payload)) FROM (SELECT payload FROM deliveries ORDER BY id)";
+    let sizes =
+        store.worker.call(move |conn| conn.query_row(sizes, [], |row| row.get::<_, String>(0)));
+    assert_eq!(sizes.await.unwrap(), format!("0,{}", br#"{"delivery":"pending"}"#.len()));
+    // The id still keeps a redelivery out.
+    assert!(!store.insert_delivery(delivery("done", 2_000)).await.unwrap());
+    assert_eq!(unprocessed_ids(&store, 10).await, ["pending"]);
+}
