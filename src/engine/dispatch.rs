@@ -1,7 +1,7 @@
 //! The dispatcher: gives each queued run to a fitting runner of its sender, runs it there, and
 //! records how it ended. A run that waits past its queue deadline ends `timed_out`.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
@@ -10,6 +10,7 @@ use super::live::LivePublisher;
 use super::runlog::RunLog;
 use super::tail::Tail;
 use super::{Engine, StoredThunk};
+use crate::core::backoff::Backoff;
 use crate::core::dispatch::{Candidate, pick_runner};
 use crate::core::run::{Conclusion, Finished};
 use crate::core::{EventContext, RunEvent};
@@ -50,6 +51,27 @@ pub async fn run(engine: Engine) {
     }
 }
 
+/// While GitHub gives no checkout tokens, when to ask again: the reconnect backoff (0.5 s
+/// doubling, jittered, at most 30 s).
+#[derive(Debug, Default)]
+pub(super) struct TokenPause {
+    backoff: Backoff,
+    until: Option<Instant>,
+}
+
+impl TokenPause {
+    fn is_paused(&self) -> bool {
+        self.until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Records a failure; returns how long runs now wait.
+    fn failed(&mut self) -> Duration {
+        let delay = self.backoff.next_delay(Duration::ZERO, rand::random());
+        self.until = Some(Instant::now() + delay);
+        delay
+    }
+}
+
 impl Engine {
     /// At start, no run is in flight on this server: a run still marked in progress was running
     /// when the server stopped, and its stream is gone with it.
@@ -80,13 +102,22 @@ impl Engine {
     }
 
     /// The run's checkout token. While GitHub is unavailable (or refuses the app's token, which
-    /// renewal can fix) the run waits; any other refusal ends it, as no checkout can succeed.
+    /// renewal can fix) the run waits, and every run waits with it for a backoff, so that an
+    /// outage is not asked about every tick for every queued run; any other refusal ends the
+    /// run, as no checkout can succeed.
     async fn checkout(&self, run: &RunRecord) -> anyhow::Result<Checkout> {
         let Some(installation) = run.installation_id else { return Ok(Checkout::Ready(None)) };
+        if self.token_pause().is_paused() {
+            return Ok(Checkout::Wait);
+        }
         match self.inner.github.checkout_token(installation, &run.repo).await {
-            Ok(token) => Ok(Checkout::Ready(Some(token))),
+            Ok(token) => {
+                *self.token_pause() = TokenPause::default();
+                Ok(Checkout::Ready(Some(token)))
+            }
             Err(e @ (GitHubError::Unavailable(_) | GitHubError::Unauthorized(_))) => {
-                tracing::warn!(run = run.id, error = %e, "no checkout token yet; the run waits");
+                let delay = self.token_pause().failed();
+                tracing::warn!(run = run.id, error = %e, retry_in = ?delay, "no checkout token yet; queued runs wait");
                 Ok(Checkout::Wait)
             }
             Err(e) => {
@@ -95,6 +126,10 @@ impl Engine {
                 Ok(Checkout::Wait)
             }
         }
+    }
+
+    fn token_pause(&self) -> std::sync::MutexGuard<'_, TokenPause> {
+        self.inner.token_pause.lock().expect("token pause lock poisoned")
     }
 
     /// Marks the run started on `runner`, with its writes, and launches it.

@@ -63,6 +63,8 @@ struct Inner {
     /// Wakes the outbox sender: a write was queued.
     outbox: Notify,
     active: active::ActiveRuns,
+    /// While GitHub gives no checkout tokens: when to ask again, and the failures so far.
+    token_pause: std::sync::Mutex<dispatch::TokenPause>,
 }
 
 /// What a run's `thunk` column holds: the thunk and what it needs of a runner.
@@ -101,6 +103,7 @@ impl Engine {
             dispatch: Notify::new(),
             outbox: Notify::new(),
             active: active::ActiveRuns::default(),
+            token_pause: std::sync::Mutex::default(),
         };
         Engine { inner: Arc::new(inner) }
     }

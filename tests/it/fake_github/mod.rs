@@ -65,6 +65,8 @@ struct State {
     down: bool,
     /// Requests received, refused ones included, by "METHOD /path".
     calls: BTreeMap<String, usize>,
+    /// When each request came, by "METHOD /path".
+    call_times: BTreeMap<String, Vec<std::time::Instant>>,
     /// Requests still to refuse, by "METHOD /path": with what status, how many more times.
     failing: BTreeMap<String, (StatusCode, usize)>,
     next_key_id: i64,
@@ -219,6 +221,11 @@ impl FakeGitHub {
         self.state().calls.get(route).copied().unwrap_or(0)
     }
 
+    /// When each request for `route` came, in order.
+    pub fn call_times(&self, route: &str) -> Vec<std::time::Instant> {
+        self.state().call_times.get(route).cloned().unwrap_or_default()
+    }
+
     /// Requests received for any route.
     pub fn total_calls(&self) -> usize {
         self.state().calls.values().sum()
@@ -258,6 +265,7 @@ async fn gate(Extract(state): Extract<Shared>, request: Request, next: Next) -> 
     let refusal = {
         let mut state = state.lock().unwrap();
         *state.calls.entry(route.clone()).or_default() += 1;
+        state.call_times.entry(route.clone()).or_default().push(std::time::Instant::now());
         match state.failing.get_mut(&route).filter(|(_, n)| *n > 0) {
             Some((status, n)) => {
                 *n -= 1;

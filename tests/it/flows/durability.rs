@@ -100,26 +100,34 @@ async fn a_push_that_arrives_while_github_is_down_runs_when_it_is_back() {
 }
 
 #[tokio::test]
-async fn a_run_dispatched_while_github_is_down_starts_when_it_is_back() {
+async fn runs_dispatched_while_github_is_down_wait_with_backoff_and_start_when_it_is_back() {
     let world = World::new().await;
     let mut alice = world.connect_runner_of("alice").await;
     alice.ssh.kill().await.unwrap();
     assert!(world.server.wait_for_runners(LONG, |rs| rs.is_empty()).await);
-    let sha = world.commit_config("[checks.token]\nrun = \"echo checked out\"\n");
+    let config = "[checks.token]\nrun = \"echo checked out\"\n\n[checks.second]\nrun = \"true\"\n";
+    let sha = world.commit_config(config);
     assert_eq!(world.deliver("push", "push-token", &world.push_payload(&sha)).await.0, 202);
-    world.wait_for_check_runs(LONG, |rs| !rs.is_empty()).await;
+    world.wait_for_check_runs(LONG, |rs| rs.len() == 2).await;
 
-    // alice's keys are cached, so she connects; her checkout token cannot be had.
+    // alice's keys are cached, so she connects; no checkout token can be had.
     world.github.set_down(true);
     let _again = world.connect_runner_of("alice").await;
     let token_route = format!("POST /app/installations/{INSTALLATION}/access_tokens");
     let before = world.github.calls(&token_route);
-    let asked = eventually(LONG, || world.github.calls(&token_route) > before).await;
-    assert!(asked, "no checkout token was asked for");
+    let asked = eventually(LONG, || world.github.calls(&token_route) >= before + 4).await;
+    assert!(asked, "checkout tokens were not asked for again");
+    // Asked once per backoff for both runs, the backoff doubling from 0.5 s (jittered down to
+    // half), not once per run at every dispatch.
+    let times = world.github.call_times(&token_route);
+    let gaps: Vec<Duration> = times[before..].windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, least_ms) in gaps.iter().zip([250, 500, 1000]) {
+        assert!(*gap >= Duration::from_millis(least_ms), "{gaps:?}");
+    }
     world.github.set_down(false);
-    let runs = world.wait_for_check_runs(AFTER_OUTAGE, |rs| completed(rs, 1)).await;
-    assert!(completed(&runs, 1), "{runs:#?}");
-    assert_eq!(runs[0]["conclusion"], "success", "{:#}", runs[0]);
+    let runs = world.wait_for_check_runs(AFTER_OUTAGE, |rs| completed(rs, 2)).await;
+    assert!(completed(&runs, 2), "{runs:#?}");
+    assert!(runs.iter().all(|r| r["conclusion"] == "success"), "{runs:#?}");
 }
 
 #[tokio::test]
