@@ -65,6 +65,8 @@ struct Inner {
     active: active::ActiveRuns,
     /// While GitHub gives no checkout tokens: when to ask again, and the failures so far.
     token_pause: std::sync::Mutex<dispatch::TokenPause>,
+    /// When this engine started: outbox items due before were possibly sent by an earlier one.
+    started_at: std::time::SystemTime,
 }
 
 /// What a run's `thunk` column holds: the thunk and what it needs of a runner.
@@ -104,6 +106,7 @@ impl Engine {
             outbox: Notify::new(),
             active: active::ActiveRuns::default(),
             token_pause: std::sync::Mutex::default(),
+            started_at: std::time::SystemTime::now(),
         };
         Engine { inner: Arc::new(inner) }
     }

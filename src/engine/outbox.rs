@@ -141,7 +141,7 @@ impl Engine {
                 text: queued.text,
             }),
         };
-        let id = self.inner.github.create_check_run(installation, &run.repo, &write).await?;
+        let id = self.create_once(item, installation, &run.repo, &write).await?;
         self.inner.store.set_check_run_id(run.id, id).await?;
         Ok(())
     }
@@ -186,7 +186,8 @@ impl Engine {
         let write = CheckRunWrite {
             name: super::plan::CONFIG_FILE.to_string(),
             head_sha: error.sha.clone(),
-            external_id: String::new(),
+            // Unique, so that a create whose answer was lost is found again.
+            external_id: format!("tether.toml-{}", item.id),
             details_url: self.inner.config.external_url.clone(),
             status: CheckStatus::Completed,
             started_at: Some(now),
@@ -198,8 +199,30 @@ impl Engine {
                 text: None,
             }),
         };
-        self.inner.github.create_check_run(error.installation, &error.repo, &write).await?;
+        self.create_once(item, error.installation, &error.repo, &write).await?;
         Ok(())
+    }
+
+    /// Creates a check run; returns its id. A create tried before (or by a server that stopped
+    /// before recording the answer) may have reached GitHub: then it is looked for first, by its
+    /// external id, so that the commit does not get two.
+    async fn create_once(
+        &self,
+        item: &OutboxItem,
+        installation: i64,
+        repo: &str,
+        write: &CheckRunWrite,
+    ) -> anyhow::Result<i64> {
+        let github = &self.inner.github;
+        if item.attempts > 0 || item.next_attempt_at < self.inner.started_at {
+            let (sha, name, external_id) = (&write.head_sha, &write.name, &write.external_id);
+            if let Some(id) =
+                github.find_check_run(installation, repo, sha, name, external_id).await?
+            {
+                return Ok(id);
+            }
+        }
+        Ok(github.create_check_run(installation, repo, write).await?)
     }
 
     async fn react(&self, item: &OutboxItem) -> anyhow::Result<()> {

@@ -86,6 +86,27 @@ struct Created {
     id: i64,
 }
 
+/// Check runs GitHub may list per page (its maximum).
+const CHECK_RUNS_PER_PAGE: u32 = 100;
+
+#[derive(Serialize)]
+struct CheckRunQuery<'a> {
+    check_name: &'a str,
+    filter: &'static str,
+    per_page: u32,
+}
+
+#[derive(Deserialize)]
+struct CheckRunList {
+    check_runs: Vec<Listed>,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    id: i64,
+    external_id: Option<String>,
+}
+
 impl CheckRunWrite {
     /// The body of a create (`identify`) or an update (not).
     fn body(&self, identify: bool) -> CheckRunBody<'_> {
@@ -128,6 +149,31 @@ impl GitHub {
         let created: Created =
             self.bounded(client.post(route, Some(&check_run.body(true)))).await?;
         Ok(created.id)
+    }
+
+    /// The check run named `name` on commit `sha` with our `external_id`, if GitHub has one:
+    /// `GET /repos/{owner}/{repo}/commits/{sha}/check-runs`. For a create that may have reached
+    /// GitHub before its answer was lost.
+    pub async fn find_check_run(
+        &self,
+        installation_id: i64,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        external_id: &str,
+    ) -> Result<Option<i64>, GitHubError> {
+        let (owner, repo_name) = route::repo(repo).ok_or(GitHubError::NotFound)?;
+        if sha.is_empty() || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(GitHubError::NotFound);
+        }
+        let client = self.installation(installation_id).await?;
+        let route = format!("/repos/{owner}/{repo_name}/commits/{sha}/check-runs");
+        let query =
+            CheckRunQuery { check_name: name, filter: "all", per_page: CHECK_RUNS_PER_PAGE };
+        let list: CheckRunList = self.bounded(client.get(route, Some(&query))).await?;
+        let ours =
+            list.check_runs.into_iter().find(|r| r.external_id.as_deref() == Some(external_id));
+        Ok(ours.map(|r| r.id))
     }
 
     /// `PATCH /repos/{owner}/{repo}/check-runs/{id}`.

@@ -1,7 +1,9 @@
 //! Check runs, created and updated with GitHub's validation.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State as Extract};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::Value;
@@ -67,6 +69,47 @@ pub async fn create(
     let run = Value::Object(run);
     state.check_runs.entry(repo).or_default().push(run.clone());
     Ok((StatusCode::CREATED, Json(run)).into_response())
+}
+
+/// What the list of a commit's check runs takes in its query.
+const LIST_PARAMS: [&str; 6] = ["check_name", "status", "filter", "per_page", "page", "app_id"];
+
+/// `GET /repos/{owner}/{repo}/commits/{ref}/check-runs`: the commit's runs, filtered by name;
+/// `filter=latest` (the default) keeps the newest of each name.
+pub async fn list(
+    Extract(state): Extract<Shared>,
+    Path((owner, name, sha)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Reply {
+    let repo = format!("{owner}/{name}");
+    let state = state.lock().unwrap();
+    auth::authorize(&state, &headers, &repo, Need::read("checks"))?;
+    if let Some(unknown) = query.keys().find(|k| !LIST_PARAMS.contains(&k.as_str())) {
+        return Err(schema::invalid(&format!("{unknown} is not a parameter of this endpoint")));
+    }
+    let filter = query.get("filter").map_or("latest", String::as_str);
+    if !["latest", "all"].contains(&filter) {
+        return Err(schema::invalid(&format!("filter {filter:?} is not one of latest, all")));
+    }
+    let per_page: usize = query.get("per_page").map_or(Ok(30), |n| n.parse()).unwrap_or(0);
+    if !(1..=100).contains(&per_page) {
+        return Err(schema::invalid("per_page must be between 1 and 100"));
+    }
+    let all = state.check_runs.get(&repo).cloned().unwrap_or_default();
+    let mut runs: Vec<Value> = all
+        .into_iter()
+        .rev()
+        .filter(|r| r["head_sha"] == sha.as_str())
+        .filter(|r| query.get("check_name").is_none_or(|n| r["name"] == n.as_str()))
+        .collect();
+    if filter == "latest" {
+        let mut seen = std::collections::HashSet::new();
+        runs.retain(|r| seen.insert(r["name"].to_string()));
+    }
+    let total = runs.len();
+    runs.truncate(per_page);
+    Ok(Json(serde_json::json!({ "total_count": total, "check_runs": runs })).into_response())
 }
 
 /// `PATCH /repos/{owner}/{repo}/check-runs/{id}`: the fields sent replace those stored.

@@ -67,6 +67,9 @@ struct State {
     calls: BTreeMap<String, usize>,
     /// When each request came, by "METHOD /path".
     call_times: BTreeMap<String, Vec<std::time::Instant>>,
+    /// Requests to carry out and then answer with a 502 as if the answer were lost, by
+    /// "METHOD /path": how many more times.
+    losing: BTreeMap<String, usize>,
     /// Requests still to refuse, by "METHOD /path": with what status, how many more times.
     failing: BTreeMap<String, (StatusCode, usize)>,
     next_key_id: i64,
@@ -216,6 +219,12 @@ impl FakeGitHub {
         self.state().failing.insert(route.to_string(), (status, n));
     }
 
+    /// Carries out the next `n` requests for `route`, then answers each with a 502, as when the
+    /// answer is lost on the way back.
+    pub fn lose_next_answers(&self, route: &str, n: usize) {
+        self.state().losing.insert(route.to_string(), n);
+    }
+
     /// Requests received for `route`, "METHOD /path" without the query, refused ones included.
     pub fn calls(&self, route: &str) -> usize {
         self.state().calls.get(route).copied().unwrap_or(0)
@@ -247,6 +256,7 @@ fn router(state: Shared) -> Router {
         .route(&repo("/contents/{*path}"), get(repos::contents))
         .route(&repo("/check-runs"), post(checks::create))
         .route(&repo("/check-runs/{id}"), patch(checks::update))
+        .route(&repo("/commits/{sha}/check-runs"), get(checks::list))
         .route(&repo("/issues/comments/{id}/reactions"), post(repos::react))
         .route(&repo("/issues/{number}/comments"), post(repos::comment))
         .route(&repo("/collaborators/{login}/permission"), get(repos::permission))
@@ -274,9 +284,17 @@ async fn gate(Extract(state): Extract<Shared>, request: Request, next: Next) -> 
             None => refusal(&state, &route, request.headers()),
         }
     };
-    match refusal {
-        Some(response) => response,
-        None => next.run(request).await,
+    if let Some(response) = refusal {
+        return response;
+    }
+    let response = next.run(request).await;
+    let mut state = state.lock().unwrap();
+    match state.losing.get_mut(&route).filter(|n| **n > 0) {
+        Some(n) => {
+            *n -= 1;
+            message(StatusCode::BAD_GATEWAY, "Server Error")
+        }
+        None => response,
     }
 }
 

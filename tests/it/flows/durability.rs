@@ -152,3 +152,39 @@ async fn a_write_github_refuses_for_good_is_dropped_and_later_writes_go_on() {
     let grew = eventually(Duration::from_secs(4), || world.github.calls(&route) > 2).await;
     assert!(!grew, "a refused write was retried: {} calls", world.github.calls(&route));
 }
+
+#[tokio::test]
+async fn a_check_run_created_with_its_answer_lost_is_found_not_created_twice() {
+    let world = World::new().await;
+    let _alice = world.connect_runner_of("alice").await;
+    let create = format!("POST /repos/{REPO}/check-runs");
+    world.github.lose_next_answers(&create, 1);
+    let sha = world.commit_config("[checks.once]\nrun = \"true\"\n");
+    world.deliver("push", "push-lost-answer", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(AFTER_OUTAGE, |rs| completed(rs, 1)).await;
+    assert!(completed(&runs, 1), "{runs:#?}");
+    // GitHub made the check run; the retry found it, and the run's updates went to it.
+    assert_eq!(world.github.calls(&create), 1);
+    assert_eq!(world.github.check_runs(REPO).len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["conclusion"], "success", "{:#}", runs[0]);
+    let list = format!("GET /repos/{REPO}/commits/{sha}/check-runs");
+    assert_eq!(world.github.calls(&list), 1);
+}
+
+#[tokio::test]
+async fn a_tether_toml_failure_whose_answer_was_lost_is_posted_once() {
+    let world = World::new().await;
+    let create = format!("POST /repos/{REPO}/check-runs");
+    world.github.lose_next_answers(&create, 1);
+    let sha = world.commit_config("[checks.broken\nrun = 1\n");
+    world.deliver("push", "push-lost-failure", &world.push_payload(&sha)).await;
+    let list = format!("GET /repos/{REPO}/commits/{sha}/check-runs");
+    assert!(eventually(AFTER_OUTAGE, || world.github.calls(&list) == 1).await, "never looked");
+    let runs = world.github.check_runs(REPO);
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(
+        (&runs[0]["name"], &runs[0]["conclusion"]),
+        (&"tether.toml".into(), &"failure".into())
+    );
+    assert_eq!(world.github.calls(&create), 1);
+}
