@@ -22,7 +22,7 @@
 
   var anchor = null;
   document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest(".log a.ln");
+    var link = event.target.closest && event.target.closest(".log .line > a");
     if (!link) return;
     var n = parseInt(link.getAttribute("href").slice(2), 10);
     if (event.shiftKey && anchor !== null) {

@@ -166,15 +166,22 @@ impl LivePublisher {
 
     /// Publishes a line's markup (a trailing newline is dropped).
     pub fn line(&self, number: u64, markup: &str) {
-        let html: Arc<str> = Arc::from(markup.trim_end_matches('\n'));
-        debug_assert!(!html.contains(['\n', '\r']), "a rendered line holds no newline");
+        self.lines(vec![(number, Arc::from(markup.trim_end_matches('\n')))]);
+    }
+
+    /// Publishes lines' markup, without newlines, in order: under one lock, as a chunk of
+    /// output completes many lines at once.
+    pub fn lines(&self, lines: Vec<LiveLine>) {
         let mut state = self.run.state.lock().expect("live run lock poisoned");
-        if state.lines.len() == LIVE_LINES_MAX {
-            state.lines.pop_front();
+        for (number, html) in lines {
+            debug_assert!(!html.contains(['\n', '\r']), "a rendered line holds no newline");
+            if state.lines.len() == LIVE_LINES_MAX {
+                state.lines.pop_front();
+            }
+            state.lines.push_back((number, html.clone()));
+            // No receiver is not an error: nobody is watching.
+            let _ = self.run.sender.send(Broadcast::Line(number, html));
         }
-        state.lines.push_back((number, html.clone()));
-        // No receiver is not an error: nobody is watching.
-        let _ = self.run.sender.send(Broadcast::Line(number, html));
     }
 }
 

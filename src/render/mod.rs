@@ -85,20 +85,34 @@ impl Renderer {
     }
 }
 
-/// The markup of one line on the run page, stamped with the runner's time `at` (shown when the
-/// reader turns timestamps on):
-/// `<div class="line" id="L{n}"><a class="ln" href="#L{n}">{n}</a><time class="ts" datetime="{rfc3339}">{hh:mm:ss.mmm}</time><span class="text">{html}</span></div>`
-/// and a newline, so that `#L{n}` links to a line and the page's source reads line by line.
-pub fn line_markup(line: &Line, at: SystemTime) -> String {
+/// The markup of one line on the run page, stamped with the runner's time of day `clock` (see
+/// [`clock`]; shown when the reader turns timestamps on), appended to `out`:
+/// `<div class="line" id="L{n}"><a href="#L{n}">{n}</a><time>{clock}</time><span>{html}</span></div>`
+/// and a newline, so that `#L{n}` links to a line and the page's source reads line by line. Short,
+/// because it is written for every line of every log.
+pub fn push_line_markup(out: &mut String, line: &Line, clock: &str) {
+    use std::fmt::Write;
     let n = line.number;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "<div class=\"line\" id=\"L{n}\"><a href=\"#L{n}\">{n}</a><time>");
+    out.push_str(clock);
+    out.push_str("</time><span>");
+    out.push_str(&line.html);
+    out.push_str("</span></div>\n");
+}
+
+/// The markup of one line (see [`push_line_markup`]) stamped with `at`.
+pub fn line_markup(line: &Line, at: SystemTime) -> String {
+    let mut out = String::with_capacity(line.html.len() + 96);
+    push_line_markup(&mut out, line, &clock(at));
+    out
+}
+
+/// A time as the log shows it: the time of day in UTC, to the millisecond (`12:00:01.234`).
+pub fn clock(at: SystemTime) -> String {
     let stamp = humantime::format_rfc3339_millis(at).to_string();
-    // "2026-11-23T12:00:01.234Z": the time of day, in UTC as the datetime says.
-    let clock = stamp.get(11..23).unwrap_or(&stamp);
-    format!(
-        "<div class=\"line\" id=\"L{n}\"><a class=\"ln\" href=\"#L{n}\">{n}</a>\
-         <time class=\"ts\" datetime=\"{stamp}\">{clock}</time><span class=\"text\">{}</span></div>\n",
-        line.html
-    )
+    // "2026-11-23T12:00:01.234Z"
+    stamp.get(11..23).unwrap_or(&stamp).to_owned()
 }
 
 /// What the parser's actions do: the current line, the pen, the open hyperlink.
