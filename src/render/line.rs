@@ -60,6 +60,20 @@ impl LineBuf {
         self.cursor += 1;
     }
 
+    /// Appends printable ASCII `text` in `style` without a link, when the cursor is at the end
+    /// and it fits; false (and nothing written) otherwise, for the caller to write it a character
+    /// at a time.
+    pub(super) fn append_ascii(&mut self, text: &[u8], style: Style) -> bool {
+        if self.cursor != self.cells.len() || self.text_bytes + text.len() > LINE_MAX_BYTES {
+            return false;
+        }
+        self.touched = true;
+        self.cells.extend(text.iter().map(|&b| Cell { ch: char::from(b), style, link: 0 }));
+        self.text_bytes += text.len();
+        self.cursor = self.cells.len();
+        true
+    }
+
     pub(super) fn carriage_return(&mut self) {
         self.cursor = 0;
     }

@@ -152,6 +152,14 @@ impl Perform for Screen {
         }
     }
 
+    fn print_ascii(&mut self, text: &[u8]) {
+        if self.link.is_some() || !self.line.append_ascii(text, self.pen) {
+            for &byte in text {
+                self.write(char::from(byte));
+            }
+        }
+    }
+
     fn control(&mut self, byte: u8) {
         match byte {
             b'\n' => {

@@ -18,6 +18,13 @@ const DEL: u8 = 0x7f;
 pub(super) trait Perform {
     /// A character of text (never a C0 control).
     fn print(&mut self, c: char);
+    /// A run of printable ASCII (`0x20..=0x7e`), the bulk of most logs; by default one `print`
+    /// each.
+    fn print_ascii(&mut self, text: &[u8]) {
+        for &byte in text {
+            self.print(char::from(byte));
+        }
+    }
     /// A C0 control other than ESC, CAN and SUB.
     fn control(&mut self, byte: u8);
     /// A complete CSI sequence.
@@ -122,10 +129,21 @@ impl Parser {
     }
 
     pub(super) fn advance(&mut self, bytes: &[u8], p: &mut impl Perform) {
-        for &byte in bytes {
+        let mut rest = bytes;
+        while let Some((&byte, after)) = rest.split_first() {
+            if self.state == State::Ground && self.utf8.need == 0 {
+                let run =
+                    rest.iter().position(|b| !(0x20..=0x7e).contains(b)).unwrap_or(rest.len());
+                if run > 0 {
+                    p.print_ascii(&rest[..run]);
+                    rest = &rest[run..];
+                    continue;
+                }
+            }
             // A byte that ends a sequence it does not belong to is looked at again from the new
             // state; every such step lands in Ground or Escape, so this ends.
             while self.step(byte, p) {}
+            rest = after;
         }
     }
 
