@@ -1,7 +1,5 @@
 //! Webhook ingestion: deliveries per second accepted and stored, and p50/p99 time to answer, from
-//! a load generator at concurrency 32. Prints a table; figures are medians of 3 rounds.
-//!
-//! `cargo run --release --example webhook_bench`
+//! a load generator at concurrency 32; figures are medians of 3 rounds.
 //!
 //! The server runs in this process with a webhook secret and no GitHub App, so deliveries are
 //! verified and stored but not acted on: this measures the endpoint and SQLite, not GitHub.
@@ -12,13 +10,14 @@ use tether::engine::{DEFAULT_LOG_MAX_BYTES, DEFAULT_QUEUE_TTL, EngineConfig};
 use tether::server::{Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+use crate::{Row, median, percentile};
+
 const CONCURRENCY: usize = 32;
 const ROUND: Duration = Duration::from_secs(5);
 const ROUNDS: usize = 3;
 const SECRET: &str = "bench-secret";
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn run() -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     let config = ServerConfig {
         data_dir: dir.path().join("data"),
@@ -49,14 +48,20 @@ async fn main() -> anyhow::Result<()> {
         p50s.push(percentile(&latencies, 0.50));
         p99s.push(percentile(&latencies, 0.99));
     }
-    println!("| measure | value | goal |\n| --- | --- | --- |");
-    println!(
-        "| deliveries accepted and stored per second (concurrency {CONCURRENCY}) | {:.0} | none set |",
-        median(rates)
-    );
-    println!("| time to answer, p50 | {:.1} ms | none set |", median(p50s));
-    println!("| time to answer, p99 | {:.1} ms | under 100 ms |", median(p99s));
-    Ok(())
+    Ok(vec![
+        Row::new(
+            format!(
+                "webhook deliveries accepted and stored per second (concurrency {CONCURRENCY})"
+            ),
+            format!("{:.0}", median(rates)),
+            "none set",
+        ),
+        Row::new(
+            "webhook time to answer, p50 / p99",
+            format!("{:.1} ms / {:.1} ms", median(p50s), median(p99s)),
+            "p99 under 100 ms",
+        ),
+    ])
 }
 
 /// One round: `CONCURRENCY` keep-alive connections posting unique deliveries for `ROUND`.
@@ -121,13 +126,4 @@ async fn post(
     let mut rest = vec![0; length];
     stream.read_exact(&mut rest).await?;
     Ok(())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted.get(((sorted.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0.0)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
 }
