@@ -116,6 +116,7 @@ impl Browser {
 
     /// Asks Chromium to close (it then ends its renderer and helper processes too) and waits for
     /// it to exit, killing it if it does not within `COMMAND_LIMIT`.
+    #[allow(dead_code)] // for benches/big_log; no test needs it
     pub async fn close(mut self) {
         // Chromium may exit before it replies, so the reply is not awaited.
         let mut bytes = serde_json::to_vec(&json!({ "id": 0, "method": "Browser.close" })).unwrap();
