@@ -17,12 +17,17 @@ const GOAL: &str = "p50 under 100 ms";
 
 pub async fn run() -> anyhow::Result<Vec<Row>> {
     let (world, connected) = e2e::start(&[]).await;
-    let cold = latency_ms(&world, 0).await?;
+    let result = measure(&world).await;
+    e2e::stop(world, connected).await?;
+    result
+}
+
+async fn measure(world: &World) -> anyhow::Result<Vec<Row>> {
+    let cold = latency_ms(world, 0).await?;
     let mut latencies = Vec::with_capacity(DELIVERIES);
     for n in 1..=DELIVERIES {
-        latencies.push(latency_ms(&world, n).await?);
+        latencies.push(latency_ms(world, n).await?);
     }
-    e2e::stop(world, connected).await?;
     latencies.sort_by(f64::total_cmp);
     Ok(vec![
         Row::new(

@@ -8,7 +8,7 @@ mod big_log;
 mod dispatch;
 mod e2e;
 mod gateway;
-// mod pipeline;
+// mod pipeline; // the log pipeline against OpenSSH: uncomment here and in `run_section`
 mod render;
 mod webhook;
 

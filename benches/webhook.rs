@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use tether::engine::{DEFAULT_LOG_MAX_BYTES, DEFAULT_QUEUE_TTL, EngineConfig};
 use tether::server::{Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::{Row, median, percentile};
 
@@ -19,8 +21,20 @@ const SECRET: &str = "bench-secret";
 
 pub async fn run() -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
+    let (addr, stop, server) = start_server(&dir.path().join("data")).await?;
+    let result = measure(&addr).await;
+    let _ = stop.send(());
+    server.await??;
+    result
+}
+
+/// Starts the server on loopback; returns its HTTP address, the sender that stops it, and its
+/// task.
+async fn start_server(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(String, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)> {
     let config = ServerConfig {
-        data_dir: dir.path().join("data"),
+        data_dir: data_dir.to_path_buf(),
         github_api_url: "http://127.0.0.1:9".into(),
         github_app: None,
         webhook_secret: Some(SECRET.into()),
@@ -36,13 +50,21 @@ pub async fn run() -> anyhow::Result<Vec<Row>> {
     let ssh = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = http.local_addr()?.to_string();
-    tokio::spawn(server.run(ssh, http, std::future::pending()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(ssh, http, async move {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop, task))
+}
+
+/// `ROUNDS` rounds of load: deliveries per second and the p50 and p99 time to answer.
+async fn measure(addr: &str) -> anyhow::Result<Vec<Row>> {
     let payload =
         include_bytes!("../tests/fixtures/github-webhooks/push/with-new-branch.payload.json");
     let signature = tether::core::signature::sign(SECRET.as_bytes(), payload);
     let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let (count, mut latencies) = load(&addr, payload, &signature, round).await?;
+        let (count, mut latencies) = load(addr, payload, &signature, round).await?;
         latencies.sort_by(|a, b| a.total_cmp(b));
         rates.push(count as f64 / ROUND.as_secs_f64());
         p50s.push(percentile(&latencies, 0.50));
