@@ -14,7 +14,7 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 const COMMAND_LIMIT: Duration = Duration::from_secs(30);
 
 pub struct Browser {
-    _child: Child,
+    child: Child,
     commands: ChildStdin,
     replies: BufReader<ChildStdout>,
     next_id: u64,
@@ -50,7 +50,7 @@ impl Browser {
         let commands = child.stdin.take().unwrap();
         let replies = BufReader::new(child.stdout.take().unwrap());
         let mut browser = Browser {
-            _child: child,
+            child,
             commands,
             replies,
             next_id: 0,
@@ -126,6 +126,19 @@ impl Browser {
         )
         .unwrap();
         std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Asks Chromium to close (it then ends its renderer and helper processes too) and waits for
+    /// it to exit, killing it if it does not within `COMMAND_LIMIT`.
+    #[allow(dead_code)] // for benches/big_log; no test needs it
+    pub async fn close(mut self) {
+        // Chromium may exit before it replies, so the reply is not awaited.
+        let mut bytes = serde_json::to_vec(&json!({ "id": 0, "method": "Browser.close" })).unwrap();
+        bytes.push(0);
+        let _ = self.commands.write_all(&bytes).await;
+        if tokio::time::timeout(COMMAND_LIMIT, self.child.wait()).await.is_err() {
+            let _ = self.child.kill().await;
+        }
     }
 
     /// The page's DOM as HTML.

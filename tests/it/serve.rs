@@ -47,7 +47,8 @@ impl TetherServer {
             .args(extra)
             .args(["--ssh-listen", ssh_listen, "--http-listen", "127.0.0.1:0"])
             .args(["--github-api-url", github_url])
-            .env("TETHER_LOG", "warn")
+            // `TETHER_SERVE_LOG=debug` shows the server's own log, to see where time goes.
+            .env("TETHER_LOG", std::env::var("TETHER_SERVE_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -77,6 +78,12 @@ impl TetherServer {
             child,
             stopped: false,
         }
+    }
+
+    /// The server's process id, for `/proc/{pid}/status`.
+    #[allow(dead_code)] // for benches/big_log; no test needs it
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("tether serve is running")
     }
 
     /// Stops the server with SIGTERM and waits for it to exit; returns its exit code.

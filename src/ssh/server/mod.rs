@@ -69,6 +69,11 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // russh applies `config.nodelay` only to sockets it accepts itself; without
+                    // it Nagle holds a small write behind the peer's delayed ACK, 40 ms a run.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::warn!(%peer, error = %e, "setting TCP_NODELAY failed");
+                    }
                     tokio::spawn(connection(gateway.clone(), config.clone(), stream, peer));
                 }
                 // Out of file descriptors and the like: log, and keep serving the others.

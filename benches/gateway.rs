@@ -1,10 +1,9 @@
 //! Gateway capacity: SSH handshakes per second, and idle runner sessions held with the server's
-//! memory per session. Prints a table; figures are medians of several rounds.
-//!
-//! `cargo run --release --example gateway_bench [-- SESSIONS…]` (default: 2000 10000)
+//! memory per session; figures are medians of several rounds.
 //!
 //! The server runs in this process with a stand-in for GitHub's key API; idle sessions are held
 //! by a child process (this program, re-run as `client`), so the memory measured is the server's.
+//! `BENCH_GATEWAY_SESSIONS=500,2000` replaces the default counts of sessions.
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -15,6 +14,8 @@ use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg};
 use tether::ssh::host_key::HostKey;
 use tether::ssh::server::{Gateway, KeyLookupError, KeySource, Keyring};
 use tether::store::Store;
+
+use crate::{Row, median, proc_status_bytes};
 
 /// Handshake rounds, each this long, with this many connections at once.
 const HANDSHAKE_ROUNDS: usize = 3;
@@ -41,12 +42,11 @@ impl russh::client::Handler for Client {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("client") {
-        return hold_sessions(&args[2], &args[3], args[4].parse()?).await;
-    }
+/// The idle sessions held, one count after the other: design.md's 2,000, then 10,000.
+const SESSIONS_DEFAULT: [usize; 2] = [2000, 10_000];
+const SESSIONS_GOAL: &str = "2,000, then 10,000";
+
+pub async fn run() -> anyhow::Result<Vec<Row>> {
     raise_fd_limit();
     let dir = tempfile::tempdir()?;
     let client_key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)?;
@@ -63,27 +63,33 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?.to_string();
     tokio::spawn(tether::ssh::server::serve(listener, host_key, gateway, std::future::pending()));
 
-    println!("| measure | value | goal |\n| --- | --- | --- |");
     let rates = handshake_rates(&addr, Arc::new(client_key)).await;
-    println!(
-        "| SSH handshakes per second (median of {HANDSHAKE_ROUNDS}, {HANDSHAKE_CONCURRENCY} at once) | {:.0} | none set |",
-        median(rates)
-    );
-    let counts: Vec<usize> = if args.len() > 1 {
-        args[1..].iter().map(|a| a.parse()).collect::<Result<_, _>>()?
-    } else {
-        vec![2000, 10_000]
-    };
-    for count in counts {
-        match idle_sessions(&addr, &key_file, count).await {
-            Ok((held, per_session)) => println!(
-                "| idle sessions held (of {count}) / server RSS per session | {held} / {:.1} KiB | 2,000, then 10,000 |",
-                per_session / 1024.0
+    let mut rows = vec![Row::new(
+        format!(
+            "SSH handshakes per second ({HANDSHAKE_CONCURRENCY} at once, median of {HANDSHAKE_ROUNDS})"
+        ),
+        format!("{:.0}", median(rates)),
+        "none set",
+    )];
+    for count in session_counts()? {
+        let measure = format!("idle runner sessions held (of {count}) / server RSS per session");
+        rows.push(match idle_sessions(&addr, &key_file, count).await {
+            Ok((held, per_session)) => Row::new(
+                measure,
+                format!("{held} / {:.1} KiB", per_session / 1024.0),
+                SESSIONS_GOAL,
             ),
-            Err(e) => println!("| idle sessions ({count}) | failed: {e:#} | |"),
-        }
+            Err(e) => Row::new(measure, format!("failed: {e:#}"), SESSIONS_GOAL),
+        });
     }
-    Ok(())
+    Ok(rows)
+}
+
+fn session_counts() -> anyhow::Result<Vec<usize>> {
+    match std::env::var("BENCH_GATEWAY_SESSIONS") {
+        Ok(list) => Ok(list.split(',').map(|c| c.trim().parse()).collect::<Result<_, _>>()?),
+        Err(_) => Ok(SESSIONS_DEFAULT.to_vec()),
+    }
 }
 
 async fn handshake_rates(addr: &str, key: Arc<PrivateKey>) -> Vec<f64> {
@@ -153,8 +159,13 @@ async fn idle_sessions(
     Ok((held, after.saturating_sub(before) as f64 / held.max(1) as f64))
 }
 
-/// The child: opens `count` sessions, says how many it holds, and waits for its stdin to close.
-async fn hold_sessions(addr: &str, key_file: &str, count: usize) -> anyhow::Result<()> {
+/// The child, `client ADDR KEY_FILE COUNT`: opens `COUNT` sessions, says how many it holds, and
+/// waits for its stdin to close.
+pub async fn hold_sessions(args: &[String]) -> anyhow::Result<()> {
+    let [addr, key_file, count] = args else {
+        anyhow::bail!("usage: client ADDR KEY_FILE COUNT");
+    };
+    let count: usize = count.parse()?;
     raise_fd_limit();
     let key = Arc::new(PrivateKey::from_openssh(std::fs::read_to_string(key_file)?)?);
     let mut sessions = Vec::with_capacity(count);
@@ -179,12 +190,7 @@ async fn hold_sessions(addr: &str, key_file: &str, count: usize) -> anyhow::Resu
 }
 
 fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok());
-    kib.unwrap_or(0) * 1024
+    proc_status_bytes("self", "VmRSS")
 }
 
 fn raise_fd_limit() {
@@ -192,9 +198,4 @@ fn raise_fd_limit() {
     if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }

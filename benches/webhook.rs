@@ -1,7 +1,5 @@
 //! Webhook ingestion: deliveries per second accepted and stored, and p50/p99 time to answer, from
-//! a load generator at concurrency 32. Prints a table; figures are medians of 3 rounds.
-//!
-//! `cargo run --release --example webhook_bench`
+//! a load generator at concurrency 32; figures are medians of 3 rounds.
 //!
 //! The server runs in this process with a webhook secret and no GitHub App, so deliveries are
 //! verified and stored but not acted on: this measures the endpoint and SQLite, not GitHub.
@@ -11,17 +9,32 @@ use std::time::{Duration, Instant};
 use tether::engine::{DEFAULT_LOG_MAX_BYTES, DEFAULT_QUEUE_TTL, EngineConfig};
 use tether::server::{Server, ServerConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{Row, median, percentile};
 
 const CONCURRENCY: usize = 32;
 const ROUND: Duration = Duration::from_secs(5);
 const ROUNDS: usize = 3;
 const SECRET: &str = "bench-secret";
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn run() -> anyhow::Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
+    let (addr, stop, server) = start_server(&dir.path().join("data")).await?;
+    let result = measure(&addr).await;
+    let _ = stop.send(());
+    server.await??;
+    result
+}
+
+/// Starts the server on loopback; returns its HTTP address, the sender that stops it, and its
+/// task.
+async fn start_server(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(String, oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)> {
     let config = ServerConfig {
-        data_dir: dir.path().join("data"),
+        data_dir: data_dir.to_path_buf(),
         github_api_url: "http://127.0.0.1:9".into(),
         github_app: None,
         webhook_secret: Some(SECRET.into()),
@@ -37,26 +50,40 @@ async fn main() -> anyhow::Result<()> {
     let ssh = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = http.local_addr()?.to_string();
-    tokio::spawn(server.run(ssh, http, std::future::pending()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(ssh, http, async move {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop, task))
+}
+
+/// `ROUNDS` rounds of load: deliveries per second and the p50 and p99 time to answer.
+async fn measure(addr: &str) -> anyhow::Result<Vec<Row>> {
     let payload =
         include_bytes!("../tests/fixtures/github-webhooks/push/with-new-branch.payload.json");
     let signature = tether::core::signature::sign(SECRET.as_bytes(), payload);
     let (mut rates, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let (count, mut latencies) = load(&addr, payload, &signature, round).await?;
+        let (count, mut latencies) = load(addr, payload, &signature, round).await?;
         latencies.sort_by(|a, b| a.total_cmp(b));
         rates.push(count as f64 / ROUND.as_secs_f64());
         p50s.push(percentile(&latencies, 0.50));
         p99s.push(percentile(&latencies, 0.99));
     }
-    println!("| measure | value | goal |\n| --- | --- | --- |");
-    println!(
-        "| deliveries accepted and stored per second (concurrency {CONCURRENCY}) | {:.0} | none set |",
-        median(rates)
-    );
-    println!("| time to answer, p50 | {:.1} ms | none set |", median(p50s));
-    println!("| time to answer, p99 | {:.1} ms | under 100 ms |", median(p99s));
-    Ok(())
+    Ok(vec![
+        Row::new(
+            format!(
+                "webhook deliveries accepted and stored per second (concurrency {CONCURRENCY})"
+            ),
+            format!("{:.0}", median(rates)),
+            "none set",
+        ),
+        Row::new(
+            "webhook time to answer, p50 / p99",
+            format!("{:.1} ms / {:.1} ms", median(p50s), median(p99s)),
+            "p99 under 100 ms",
+        ),
+    ])
 }
 
 /// One round: `CONCURRENCY` keep-alive connections posting unique deliveries for `ROUND`.
@@ -121,13 +148,4 @@ async fn post(
     let mut rest = vec![0; length];
     stream.read_exact(&mut rest).await?;
     Ok(())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted.get(((sorted.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0.0)
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    values[values.len() / 2]
 }
