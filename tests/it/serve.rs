@@ -120,6 +120,11 @@ impl TetherServer {
         }
     }
 
+    /// The server process's id, for `/proc/{pid}` (its memory, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("tether serve is running")
+    }
+
     /// The server's host key as a known_hosts line for 127.0.0.1 on its port.
     pub fn known_hosts_line(&self) -> String {
         let key = self.data_dir.join("ssh_host_ed25519_key");
