@@ -10,6 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use tether::engine::live::LiveLogs;
+use tether::exec::process::OUTPUT_CHUNK_BYTES;
+use tether::logs::LogStore;
+use tether::render::{Renderer, line_markup};
+
 use crate::Row;
 use crate::sshd::Sshd;
 use crate::world::{REPO, World};
@@ -30,13 +35,16 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// The recorded logs the check's output is made of, repeated.
 const FIXTURE_LOGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/logs");
 
-/// One round's figures: seconds for the tether pipeline and the server's peak RSS in bytes, and
-/// seconds for the same bytes through OpenSSH (when sshd can run here) and loopback TCP.
+/// One round's figures: seconds for the tether pipeline and the server's peak RSS in bytes;
+/// seconds for the same bytes through OpenSSH (when sshd can run here) and loopback TCP; and
+/// seconds for the server's log work alone, in this process, to show where tether's time goes.
 struct Round {
     tether: f64,
     server_peak_rss: u64,
     openssh: Option<f64>,
     tcp: f64,
+    render: f64,
+    log_stage: f64,
 }
 
 pub async fn run() -> anyhow::Result<Vec<Row>> {
@@ -58,7 +66,9 @@ pub async fn run() -> anyhow::Result<Vec<Row>> {
             None => None,
         };
         let tcp = tcp.time_from(tcp.port, &bytes).await?;
-        let round = Round { tether, server_peak_rss, openssh, tcp };
+        let render = render_alone(&bytes);
+        let log_stage = log_stage_alone(&bytes, scratch.path()).await?;
+        let round = Round { tether, server_peak_rss, openssh, tcp, render, log_stage };
         eprintln!("pipeline round {n}/{ROUNDS}: {}", describe(&round));
         rounds.push(round);
     }
@@ -69,10 +79,13 @@ pub async fn run() -> anyhow::Result<Vec<Row>> {
 fn describe(round: &Round) -> String {
     let openssh = round.openssh.map_or("n/a".into(), |s| format!("{:.1}", mib_per_s(s)));
     format!(
-        "tether {:.1} MiB/s (server peak RSS {:.0} MiB), OpenSSH {openssh} MiB/s, TCP {:.1} MiB/s",
+        "tether {:.1} MiB/s (server peak RSS {:.0} MiB), OpenSSH {openssh} MiB/s, TCP {:.1} \
+         MiB/s; in-process: renderer {:.1} MiB/s, log stage {:.1} MiB/s",
         mib_per_s(round.tether),
         round.server_peak_rss as f64 / MIB as f64,
-        mib_per_s(round.tcp)
+        mib_per_s(round.tcp),
+        mib_per_s(round.render),
+        mib_per_s(round.log_stage)
     )
 }
 
@@ -82,6 +95,8 @@ fn rows(rounds: &[Round]) -> Vec<Row> {
     let tcp = mib_per_s(median(rounds.iter().map(|r| r.tcp)));
     let openssh = rounds.iter().map(|r| r.openssh).collect::<Option<Vec<_>>>();
     let openssh = openssh.map(|secs| mib_per_s(median(secs.into_iter())));
+    let render = mib_per_s(median(rounds.iter().map(|r| r.render)));
+    let log_stage = mib_per_s(median(rounds.iter().map(|r| r.log_stage)));
     let rss = median(rounds.iter().map(|r| r.server_peak_rss as f64)) / MIB as f64;
     let skipped = "n/a (needs root and openssh-server)".to_string();
     let row = |measure: &str, value: String, goal: &str| Row {
@@ -104,6 +119,16 @@ fn rows(rounds: &[Round]) -> Vec<Row> {
         row("tether / OpenSSH", openssh.map_or(skipped, |v| format!("{:.2}", tether / v)), "≥ 0.5"),
         row("tether / loopback TCP", format!("{:.3}", tether / tcp), ""),
         row("server peak RSS during the tether pipeline", format!("{rss:.0} MiB"), ""),
+        row(
+            "where tether's time goes: the renderer alone (ANSI → HTML lines, one core)",
+            format!("{render:.1} MiB/s"),
+            "",
+        ),
+        row(
+            "where tether's time goes: the server's log stage alone (renderer, live log, blobstore)",
+            format!("{log_stage:.1} MiB/s"),
+            "",
+        ),
     ]
 }
 
@@ -163,6 +188,50 @@ async fn tether_round(log: &Path, scratch: &Path) -> anyhow::Result<(f64, u64)> 
     let started: u128 = std::fs::read_to_string(&stamp)?.trim().parse()?;
     std::fs::remove_file(&stamp)?;
     Ok(((ended.as_nanos() - started) as f64 / 1e9, peak))
+}
+
+/// Seconds for the renderer alone to turn the bytes into line markup, fed in the runner's
+/// chunks: the part of the server's work that no I/O can hide.
+fn render_alone(bytes: &[u8]) -> f64 {
+    let start = Instant::now();
+    let mut renderer = Renderer::new();
+    let mut markup_bytes = 0;
+    for chunk in bytes.chunks(OUTPUT_CHUNK_BYTES) {
+        for line in renderer.push(chunk) {
+            markup_bytes += line_markup(&line).len();
+        }
+    }
+    markup_bytes += renderer.finish().map_or(0, |line| line_markup(&line).len());
+    std::hint::black_box(markup_bytes);
+    start.elapsed().as_secs_f64()
+}
+
+/// Seconds for what the server does with each chunk a run sends (as `engine::runlog` does it:
+/// the raw blob, the renderer, each line to the live log and the HTML blob), in this process,
+/// with no network: the server's ceiling on one log.
+async fn log_stage_alone(bytes: &[u8], scratch: &Path) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir_in(scratch)?;
+    let logs = LogStore::open(None, dir.path())?;
+    let live = LiveLogs::default().start(1);
+    let start = Instant::now();
+    let (mut raw, mut html) = (logs.writer(1).await?, logs.html_writer(1).await?);
+    let mut renderer = Renderer::new();
+    for chunk in bytes.chunks(OUTPUT_CHUNK_BYTES) {
+        raw.write(chunk).await?;
+        let mut markup = String::new();
+        for line in renderer.push(chunk) {
+            let line_html = line_markup(&line);
+            live.line(line.number, &line_html);
+            markup.push_str(&line_html);
+        }
+        html.write(markup.as_bytes()).await?;
+    }
+    if let Some(line) = renderer.finish() {
+        html.write(line_markup(&line).as_bytes()).await?;
+    }
+    raw.finish().await?;
+    html.finish().await?;
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// Polls the runs API until the commit's one run is completed; returns it.
