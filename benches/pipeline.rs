@@ -1,4 +1,4 @@
-//! The log pipeline: 256 MiB of mixed ANSI through tether end to end, and the same bytes through OpenSSH `ssh -R` and plain loopback TCP.
+//! The log pipeline: 256 MiB of mixed ANSI through tether, OpenSSH `ssh -R` and loopback TCP.
 
 use std::io::Write;
 use std::path::Path;
@@ -34,6 +34,13 @@ const FORWARD_LIMIT: Duration = Duration::from_secs(10);
 const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// The recorded logs the check's output is made of, repeated.
 const FIXTURE_LOGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/logs");
+
+const TETHER_MEASURE: &str =
+    "log pipeline, tether (256 MiB mixed ANSI, runner → SSH → server → renderer → blobstore)";
+const RENDER_MEASURE: &str =
+    "where tether's time goes: the renderer alone, in-process (ANSI → HTML lines, one core)";
+const LOG_STAGE_MEASURE: &str =
+    "where tether's time goes: the server's log stage alone, in-process (+ live log, blobs)";
 
 /// One round's figures: seconds for the tether pipeline and the server's peak RSS in bytes;
 /// seconds for the same bytes through OpenSSH (when sshd can run here) and loopback TCP; and
@@ -89,47 +96,50 @@ fn describe(round: &Round) -> String {
     )
 }
 
+/// The medians over the rounds, in MiB/s (the server's peak RSS in MiB).
+struct Medians {
+    tether: f64,
+    openssh: Option<f64>,
+    tcp: f64,
+    server_peak_rss: f64,
+    render: f64,
+    log_stage: f64,
+}
+
+impl Medians {
+    fn of(rounds: &[Round]) -> Medians {
+        let speed = |seconds: fn(&Round) -> f64| mib_per_s(median(rounds.iter().map(seconds)));
+        let openssh = rounds.iter().map(|r| r.openssh).collect::<Option<Vec<_>>>();
+        Medians {
+            tether: speed(|r| r.tether),
+            openssh: openssh.map(|secs| mib_per_s(median(secs.into_iter()))),
+            tcp: speed(|r| r.tcp),
+            server_peak_rss: median(rounds.iter().map(|r| r.server_peak_rss as f64)) / MIB as f64,
+            render: speed(|r| r.render),
+            log_stage: speed(|r| r.log_stage),
+        }
+    }
+}
+
 /// The table rows: medians over the rounds, and the ratios of the medians.
 fn rows(rounds: &[Round]) -> Vec<Row> {
-    let tether = mib_per_s(median(rounds.iter().map(|r| r.tether)));
-    let tcp = mib_per_s(median(rounds.iter().map(|r| r.tcp)));
-    let openssh = rounds.iter().map(|r| r.openssh).collect::<Option<Vec<_>>>();
-    let openssh = openssh.map(|secs| mib_per_s(median(secs.into_iter())));
-    let render = mib_per_s(median(rounds.iter().map(|r| r.render)));
-    let log_stage = mib_per_s(median(rounds.iter().map(|r| r.log_stage)));
-    let rss = median(rounds.iter().map(|r| r.server_peak_rss as f64)) / MIB as f64;
-    let skipped = "n/a (needs root and openssh-server)".to_string();
-    let row = |measure: &str, value: String, goal: &str| Row {
-        measure: measure.into(),
-        value,
-        goal: goal.into(),
-    };
-    vec![
-        row(
-            "log pipeline, tether (256 MiB mixed ANSI, runner → SSH → server → renderer → blobstore)",
-            format!("{tether:.1} MiB/s"),
-            "",
-        ),
-        row(
-            "same bytes, OpenSSH `ssh -R`",
-            openssh.map_or(skipped.clone(), |v| format!("{v:.1} MiB/s")),
-            "",
-        ),
-        row("same bytes, loopback TCP", format!("{tcp:.1} MiB/s"), ""),
-        row("tether / OpenSSH", openssh.map_or(skipped, |v| format!("{:.2}", tether / v)), "≥ 0.5"),
-        row("tether / loopback TCP", format!("{:.3}", tether / tcp), ""),
-        row("server peak RSS during the tether pipeline", format!("{rss:.0} MiB"), ""),
-        row(
-            "where tether's time goes: the renderer alone (ANSI → HTML lines, one core)",
-            format!("{render:.1} MiB/s"),
-            "",
-        ),
-        row(
-            "where tether's time goes: the server's log stage alone (renderer, live log, blobstore)",
-            format!("{log_stage:.1} MiB/s"),
-            "",
-        ),
+    let m = Medians::of(rounds);
+    let skipped = || "n/a (needs root and openssh-server)".to_string();
+    let openssh = m.openssh.map(|v| format!("{v:.1} MiB/s"));
+    let ratio = m.openssh.map(|v| format!("{:.2}", m.tether / v));
+    [
+        (TETHER_MEASURE, format!("{:.1} MiB/s", m.tether), ""),
+        ("same bytes, OpenSSH `ssh -R`", openssh.unwrap_or_else(skipped), ""),
+        ("same bytes, loopback TCP", format!("{:.1} MiB/s", m.tcp), ""),
+        ("tether / OpenSSH", ratio.unwrap_or_else(skipped), "≥ 0.5"),
+        ("tether / loopback TCP", format!("{:.3}", m.tether / m.tcp), ""),
+        ("server peak RSS during the tether pipeline", format!("{:.0} MiB", m.server_peak_rss), ""),
+        (RENDER_MEASURE, format!("{:.1} MiB/s", m.render), ""),
+        (LOG_STAGE_MEASURE, format!("{:.1} MiB/s", m.log_stage), ""),
     ]
+    .into_iter()
+    .map(|(measure, value, goal)| Row { measure: measure.into(), value, goal: goal.into() })
+    .collect()
 }
 
 fn mib_per_s(seconds: f64) -> f64 {

@@ -121,6 +121,7 @@ impl TetherServer {
     }
 
     /// The server process's id, for `/proc/{pid}` (its memory, say).
+    #[allow(dead_code)] // Only the benchmarks (benches/pipeline.rs) read it.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("tether serve is running")
     }
