@@ -79,6 +79,9 @@ pub async fn run() -> anyhow::Result<Vec<Row>> {
         eprintln!("pipeline round {n}/{ROUNDS}: {}", describe(&round));
         rounds.push(round);
     }
+    if let Some(forward) = openssh {
+        forward.stop().await?;
+    }
     Ok(rows(&rounds))
 }
 
@@ -325,8 +328,8 @@ async fn count_to_end(mut stream: TcpStream) -> (u64, Instant) {
 struct ReverseForward {
     reader: Reader,
     remote_port: u16,
-    _ssh: tokio::process::Child,
-    _sshd: Sshd,
+    ssh: tokio::process::Child,
+    sshd: Sshd,
     _dir: tempfile::TempDir,
 }
 
@@ -351,7 +354,14 @@ impl ReverseForward {
             .kill_on_drop(true)
             .spawn()?;
         wait_for_listener(remote_port).await?;
-        Ok(ReverseForward { reader, remote_port, _ssh: ssh, _sshd: sshd, _dir: dir })
+        Ok(ReverseForward { reader, remote_port, ssh, sshd, _dir: dir })
+    }
+
+    /// Ends `ssh` and sshd and waits for them, so that none outlives the benchmark.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.ssh.kill().await?;
+        self.sshd.kill().await;
+        Ok(())
     }
 }
 
