@@ -8,7 +8,7 @@ mod big_log;
 mod dispatch;
 mod e2e;
 mod gateway;
-// mod pipeline; // the log pipeline against OpenSSH: uncomment here and in `run_section`
+mod pipeline;
 mod render;
 mod webhook;
 
@@ -26,6 +26,9 @@ mod harness;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/it/serve.rs"]
 mod serve;
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/it/sshd.rs"]
+mod sshd;
 #[allow(dead_code, unused_imports)]
 #[path = "../tests/it/world.rs"]
 mod world;
@@ -52,7 +55,7 @@ impl Row {
 
 async fn run_section(name: &str) -> anyhow::Result<Vec<Row>> {
     match name {
-        // "pipeline" => pipeline::run().await,
+        "pipeline" => pipeline::run().await,
         "render" => render::run().await,
         "webhook" => webhook::run().await,
         "dispatch" => dispatch::run().await,

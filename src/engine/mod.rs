@@ -11,7 +11,7 @@ mod intake;
 pub mod live;
 mod outbox;
 mod plan;
-mod runlog;
+pub mod runlog;
 mod tail;
 
 use std::sync::Arc;

@@ -81,7 +81,7 @@ impl TetherServer {
     }
 
     /// The server's process id, for `/proc/{pid}/status`.
-    #[allow(dead_code)] // for benches/big_log; no test needs it
+    #[allow(dead_code)] // for the benches; no test needs it
     pub fn pid(&self) -> u32 {
         self.child.id().expect("tether serve is running")
     }
