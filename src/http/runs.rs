@@ -89,8 +89,9 @@ pub async fn raw(
     Path(id): Path<i64>,
 ) -> Result<Response, HttpError> {
     find(&state, id).await?;
+    // Streamed from the blob: a log of any size costs the server a chunk of memory.
     let bytes = match &state.logs {
-        Some(logs) => logs.raw(id).await?.ok_or(HttpError::NotFound)?,
+        Some(logs) => logs.raw_stream(id).await?.ok_or(HttpError::NotFound)?,
         None => return Err(HttpError::NotFound),
     };
     Ok((
@@ -98,7 +99,7 @@ pub async fn raw(
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CONTENT_DISPOSITION, "inline"),
         ],
-        bytes,
+        axum::body::Body::from_stream(bytes),
     )
         .into_response())
 }

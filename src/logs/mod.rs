@@ -131,8 +131,21 @@ impl LogStore {
         run_id: i64,
         range: Option<Range<u64>>,
     ) -> anyhow::Result<Option<BlobStream>> {
+        self.stream(&self.path(run_id, HTML_BLOB), range).await
+    }
+
+    /// Streams a run's raw log without holding it in memory.
+    pub async fn raw_stream(&self, run_id: i64) -> anyhow::Result<Option<BlobStream>> {
+        self.stream(&self.raw_path(run_id), None).await
+    }
+
+    async fn stream(
+        &self,
+        path: &BlobPath,
+        range: Option<Range<u64>>,
+    ) -> anyhow::Result<Option<BlobStream>> {
         let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
-        match self.store.get_opts(&self.path(run_id, HTML_BLOB), options).await {
+        match self.store.get_opts(path, options).await {
             Ok(result) => Ok(Some(result.into_stream().map(|chunk| Ok(chunk?)).boxed())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
