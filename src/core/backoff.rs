@@ -1,6 +1,6 @@
-//! When to try again after a lost connection: jittered exponential backoff, as pure arithmetic.
+//! When to try again: jittered exponential backoff, and a pause built on it, as pure arithmetic.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The delay before the first retry.
 pub const BACKOFF_INITIAL_DELAY: Duration = Duration::from_millis(500);
@@ -50,9 +50,53 @@ impl Backoff {
     }
 }
 
+/// A pause shared by everything that waits on one thing (GitHub's checkout tokens): after each
+/// failure nobody tries again before the backoff's delay has passed; a success ends it.
+#[derive(Debug, Clone, Default)]
+pub struct Pause {
+    backoff: Backoff,
+    until: Option<Instant>,
+}
+
+impl Pause {
+    /// Whether trying now is too soon.
+    pub fn is_paused(&self, now: Instant) -> bool {
+        self.until.is_some_and(|until| now < until)
+    }
+
+    /// Records a failure at `now` (`jitter` as for [`Backoff::next_delay`]); returns how long
+    /// the pause now lasts.
+    pub fn failed(&mut self, now: Instant, jitter: f64) -> Duration {
+        let delay = self.backoff.next_delay(Duration::ZERO, jitter);
+        self.until = Some(now + delay);
+        delay
+    }
+
+    /// Ends the pause and starts the backoff over.
+    pub fn succeeded(&mut self) {
+        *self = Pause::default();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pause_lasts_its_delay_grows_with_failures_and_ends_on_success() {
+        let start = Instant::now();
+        let mut pause = Pause::default();
+        assert!(!pause.is_paused(start));
+        let first = pause.failed(start, 1.0);
+        assert_eq!(first, BACKOFF_INITIAL_DELAY);
+        assert!(pause.is_paused(start + first - Duration::from_millis(1)));
+        assert!(!pause.is_paused(start + first));
+        let second = pause.failed(start + first, 1.0);
+        assert_eq!(second, 2 * BACKOFF_INITIAL_DELAY);
+        pause.succeeded();
+        assert!(!pause.is_paused(start + first));
+        assert_eq!(pause.failed(start, 1.0), BACKOFF_INITIAL_DELAY);
+    }
 
     const NEVER: Duration = Duration::ZERO;
 

@@ -10,7 +10,7 @@ use super::live::LivePublisher;
 use super::runlog::RunLog;
 use super::tail::Tail;
 use super::{Engine, StoredThunk};
-use crate::core::backoff::Backoff;
+use crate::core::backoff::Pause;
 use crate::core::dispatch::{Candidate, pick_runner};
 use crate::core::run::{Conclusion, Finished};
 use crate::core::{EventContext, RunEvent};
@@ -51,27 +51,6 @@ pub async fn run(engine: Engine) {
     }
 }
 
-/// While GitHub gives no checkout tokens, when to ask again: the reconnect backoff (0.5 s
-/// doubling, jittered, at most 30 s).
-#[derive(Debug, Default)]
-pub(super) struct TokenPause {
-    backoff: Backoff,
-    until: Option<Instant>,
-}
-
-impl TokenPause {
-    fn is_paused(&self) -> bool {
-        self.until.is_some_and(|until| Instant::now() < until)
-    }
-
-    /// Records a failure; returns how long runs now wait.
-    fn failed(&mut self) -> Duration {
-        let delay = self.backoff.next_delay(Duration::ZERO, rand::random());
-        self.until = Some(Instant::now() + delay);
-        delay
-    }
-}
-
 impl Engine {
     /// At start, no run is in flight on this server: a run still marked in progress was running
     /// when the server stopped, and its stream is gone with it.
@@ -107,16 +86,16 @@ impl Engine {
     /// run, as no checkout can succeed.
     async fn checkout(&self, run: &RunRecord) -> anyhow::Result<Checkout> {
         let Some(installation) = run.installation_id else { return Ok(Checkout::Ready(None)) };
-        if self.token_pause().is_paused() {
+        if self.token_pause().is_paused(Instant::now()) {
             return Ok(Checkout::Wait);
         }
         match self.inner.github.checkout_token(installation, &run.repo).await {
             Ok(token) => {
-                *self.token_pause() = TokenPause::default();
+                self.token_pause().succeeded();
                 Ok(Checkout::Ready(Some(token)))
             }
             Err(e @ (GitHubError::Unavailable(_) | GitHubError::Unauthorized(_))) => {
-                let delay = self.token_pause().failed();
+                let delay = self.token_pause().failed(Instant::now(), rand::random());
                 tracing::warn!(run = run.id, error = %e, retry_in = ?delay, "no checkout token yet; queued runs wait");
                 Ok(Checkout::Wait)
             }
@@ -128,7 +107,7 @@ impl Engine {
         }
     }
 
-    fn token_pause(&self) -> std::sync::MutexGuard<'_, TokenPause> {
+    fn token_pause(&self) -> std::sync::MutexGuard<'_, Pause> {
         self.inner.token_pause.lock().expect("token pause lock poisoned")
     }
 

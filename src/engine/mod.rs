@@ -64,7 +64,7 @@ struct Inner {
     outbox: Notify,
     active: active::ActiveRuns,
     /// While GitHub gives no checkout tokens: when to ask again, and the failures so far.
-    token_pause: std::sync::Mutex<dispatch::TokenPause>,
+    token_pause: std::sync::Mutex<crate::core::backoff::Pause>,
     /// When this engine started: outbox items due before were possibly sent by an earlier one.
     started_at: std::time::SystemTime,
 }
