@@ -12,6 +12,8 @@ use crate::render::{Line, Renderer, clock, push_line_markup};
 
 /// Lines per page of the run page: a page of a million-line log stays quick to load and render.
 pub const LOG_PAGE_LINES: u64 = 10_000;
+/// How much bigger than a chunk of output its HTML usually is (short lines cost the most).
+const MARKUP_GROWTH: usize = 3;
 
 pub struct RunLog {
     logs: LogStore,
@@ -82,7 +84,8 @@ impl RunLog {
     /// Renders a chunk; each line it completes is stamped with the time its first byte came.
     async fn render(&mut self, data: &[u8], at: SystemTime) -> anyhow::Result<()> {
         let mut since = self.line_since.unwrap_or(at);
-        let mut markup = String::new();
+        // Room for the lines' markup around their text, so that it is not copied as it grows.
+        let mut markup = String::with_capacity(data.len() * MARKUP_GROWTH + 256);
         let mut published = Vec::new();
         for line in self.renderer.push(data) {
             self.add_line(&line, since, &mut markup, &mut published);

@@ -91,14 +91,30 @@ impl Renderer {
 /// and a newline, so that `#L{n}` links to a line and the page's source reads line by line. Short,
 /// because it is written for every line of every log.
 pub fn push_line_markup(out: &mut String, line: &Line, clock: &str) {
-    use std::fmt::Write;
-    let n = line.number;
-    // Writing to a String cannot fail.
-    let _ = write!(out, "<div class=\"line\" id=\"L{n}\"><a href=\"#L{n}\">{n}</a><time>");
+    // The number appears three times: formatted once.
+    let mut digits = [0u8; 20];
+    let n = decimal(line.number, &mut digits);
+    for part in ["<div class=\"line\" id=\"L", n, "\"><a href=\"#L", n, "\">", n, "</a><time>"] {
+        out.push_str(part);
+    }
     out.push_str(clock);
     out.push_str("</time><span>");
     out.push_str(&line.html);
     out.push_str("</span></div>\n");
+}
+
+/// `n` in decimal, written at the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[start..]).expect("ASCII digits")
 }
 
 /// The markup of one line (see [`push_line_markup`]) stamped with `at`.

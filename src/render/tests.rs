@@ -63,6 +63,19 @@ fn line_markup_wraps_a_line_with_its_anchor() {
 }
 
 #[test]
+fn line_numbers_of_any_size_are_written_in_decimal() {
+    for n in [1, 9, 10, 99, 1_000_000, u64::MAX] {
+        let line = Line { number: n, html: String::new() };
+        let markup = line_markup(&line, std::time::UNIX_EPOCH);
+        assert!(
+            markup
+                .starts_with(&format!("<div class=\"line\" id=\"L{n}\"><a href=\"#L{n}\">{n}</a>")),
+            "{markup}"
+        );
+    }
+}
+
+#[test]
 fn text_is_escaped() {
     assert_eq!(
         one(b"<script>alert('x&y')</script> \"q\""),
