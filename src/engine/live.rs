@@ -164,11 +164,6 @@ impl LivePublisher {
         self.run_id
     }
 
-    /// Publishes a line's markup (a trailing newline is dropped).
-    pub fn line(&self, number: u64, markup: &str) {
-        self.lines(vec![(number, Arc::from(markup.trim_end_matches('\n')))]);
-    }
-
     /// Publishes lines' markup, without newlines, in order: under one lock, as a chunk of
     /// output completes many lines at once.
     pub fn lines(&self, lines: Vec<LiveLine>) {
@@ -222,9 +217,7 @@ mod tests {
     }
 
     fn publish(p: &LivePublisher, range: std::ops::RangeInclusive<u64>) {
-        for n in range {
-            p.line(n, &format!("<div>{n}</div>\n"));
-        }
+        p.lines(range.map(|n| (n, Arc::from(format!("<div>{n}</div>").as_str()))).collect());
     }
 
     #[tokio::test]

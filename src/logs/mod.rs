@@ -115,9 +115,13 @@ impl LogStore {
 
     /// A writer for a run's pre-rendered HTML log, `logs/{run_id}/log.html`.
     pub async fn html_writer(&self, run_id: i64) -> anyhow::Result<LogWriter> {
-        let path = self.path(run_id, HTML_BLOB);
-        let upload = self.store.put_multipart(&path).await.context("starting a log upload")?;
-        Ok(LogWriter { upload: WriteMultipart::new(upload), bytes: 0, counts: false })
+        self.upload(&self.path(run_id, HTML_BLOB), false).await
+    }
+
+    /// A writer for a blob, whose bytes count as stored log bytes if `counts`.
+    async fn upload(&self, path: &BlobPath, counts: bool) -> anyhow::Result<LogWriter> {
+        let upload = self.store.put_multipart(path).await.context("starting a log upload")?;
+        Ok(LogWriter { upload: WriteMultipart::new(upload), bytes: 0, counts })
     }
 
     /// A run's pre-rendered HTML log, once the run is done.
@@ -178,21 +182,12 @@ impl LogStore {
 
     /// A writer for a run's raw log.
     pub async fn writer(&self, run_id: i64) -> anyhow::Result<LogWriter> {
-        let upload = self
-            .store
-            .put_multipart(&self.raw_path(run_id))
-            .await
-            .context("starting a log upload")?;
-        Ok(LogWriter { upload: WriteMultipart::new(upload), bytes: 0, counts: true })
+        self.upload(&self.raw_path(run_id), true).await
     }
 
     /// A run's raw log, if it has one.
     pub async fn raw(&self, run_id: i64) -> anyhow::Result<Option<Bytes>> {
-        match self.store.get(&self.raw_path(run_id)).await {
-            Ok(result) => Ok(Some(result.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        self.get(&self.raw_path(run_id)).await
     }
 }
 
