@@ -15,6 +15,7 @@ mod github_repos;
 mod harness;
 mod live;
 mod local_run;
+mod log_bounds;
 mod log_pages;
 mod runner;
 mod serve;
