@@ -62,6 +62,10 @@ pub struct RunnerArgs {
     /// A TOML file of secrets: NAME = "value", or [NAME] with value, repos and events.
     #[arg(long, env = "TETHER_SECRETS", value_name = "FILE")]
     secrets: Option<PathBuf>,
+    /// A variable of this runner's environment that checks also get (repeat, or comma-separate);
+    /// by default only PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ and TMPDIR.
+    #[arg(long, env = "TETHER_PASS_ENV", value_name = "NAME", value_delimiter = ',', value_parser = super::parse_pass_env)]
+    pass_env: Vec<String>,
 }
 
 pub async fn main(args: RunnerArgs) -> anyhow::Result<()> {
@@ -122,6 +126,7 @@ fn executor(args: &RunnerArgs) -> anyhow::Result<Executor> {
         max_runs: args.max_runs as usize,
         secrets,
         engine: Engine::find(std::env::var_os("PATH").as_ref()),
+        pass_env: args.pass_env.clone(),
     })
 }
 

@@ -202,6 +202,7 @@ mod tests {
             max_runs: 1,
             secrets: Default::default(),
             engine: None,
+            pass_env: vec![],
         })
         .unwrap();
         let identity = RunnerIdentity { name: "piped".into(), labels: vec![] };
