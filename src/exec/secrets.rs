@@ -22,8 +22,12 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use crate::core::EventContext;
 use crate::core::fields::EnvName;
 
-/// The event kind of `tether run`, which may use every secret.
+/// The event kind of `tether run`, which may use every secret. Never accepted off the wire.
 pub const LOCAL_EVENT: &str = "local";
+/// The event kinds a server sends a runner (GitHub's names); a run of any other kind is refused
+/// at the runner's border.
+pub const SERVER_EVENT_KINDS: &[&str] =
+    &["push", "pull_request", "issue_comment", "check_run", "check_suite"];
 
 /// The events a secret is given to when its entry does not say.
 const DEFAULT_SECRET_EVENTS: &[&str] = &["push"];
