@@ -6,6 +6,8 @@
 //! ESC sequences and the invisible controls are skipped. The whole matching span, escapes
 //! included, becomes `***`. `\r` and backspace are not skipped: they are shown, as moves.
 
+use std::borrow::Cow;
+
 use aho_corasick::{AhoCorasick, MatchKind};
 use bytes::Bytes;
 
@@ -84,7 +86,7 @@ impl<T: Copy + PartialEq> Masker<T> {
             out.push(self.stream_at(0), MASK);
             self.clear();
         }
-        out.0
+        out.into_bytes()
     }
 
     /// Masks and returns whatever is held back; call at the end of the output.
@@ -93,7 +95,7 @@ impl<T: Copy + PartialEq> Masker<T> {
         if self.matcher.is_some() {
             self.mask(&mut out, true);
         }
-        out.0
+        out.into_bytes()
     }
 
     /// Moves to `out` the masked bytes that can go now (all of them at the end), holding back
@@ -101,6 +103,7 @@ impl<T: Copy + PartialEq> Masker<T> {
     fn mask(&mut self, out: &mut Output<T>, at_end: bool) {
         let Some(matcher) = &self.matcher else { return };
         let (visible, at, end_state) = project(&self.held, self.state);
+        let at = |i: usize| at.as_ref().map_or(i, |at| at[i]);
         let held_from = if at_end {
             visible.len()
         } else {
@@ -112,12 +115,12 @@ impl<T: Copy + PartialEq> Masker<T> {
             if found.start() >= held_from {
                 break;
             }
-            let (start, end) = (at[found.start()], at[found.end() - 1] + 1);
+            let (start, end) = (at(found.start()), at(found.end() - 1) + 1);
             self.send(out, sent, start);
             out.push(self.stream_at(start), MASK);
             sent = end;
         }
-        let cut = if held_from < visible.len() { at[held_from] } else { self.held.len() };
+        let cut = if held_from < visible.len() { at(held_from) } else { self.held.len() };
         if sent < cut {
             self.send(out, sent, cut);
             sent = cut;
@@ -166,8 +169,8 @@ impl<T: Copy + PartialEq> Masker<T> {
     }
 }
 
-/// Masked output, merged per stream as it goes.
-struct Output<T>(Vec<(T, Bytes)>);
+/// Masked output, joined per stream as it goes.
+struct Output<T>(Vec<(T, Vec<u8>)>);
 
 impl<T> Default for Output<T> {
     fn default() -> Output<T> {
@@ -178,14 +181,13 @@ impl<T> Default for Output<T> {
 impl<T: Copy + PartialEq> Output<T> {
     fn push(&mut self, stream: T, bytes: &[u8]) {
         match self.0.last_mut() {
-            Some((last, data)) if *last == stream => {
-                let mut joined = Vec::with_capacity(data.len() + bytes.len());
-                joined.extend_from_slice(data);
-                joined.extend_from_slice(bytes);
-                *data = joined.into();
-            }
-            _ => self.0.push((stream, Bytes::copy_from_slice(bytes))),
+            Some((last, data)) if *last == stream => data.extend_from_slice(bytes),
+            _ => self.0.push((stream, bytes.to_vec())),
         }
+    }
+
+    fn into_bytes(self) -> Vec<(T, Bytes)> {
+        self.0.into_iter().map(|(stream, data)| (stream, Bytes::from(data))).collect()
     }
 }
 
@@ -204,9 +206,12 @@ fn held_suffix(secrets: &[Vec<u8>], visible: &[u8]) -> usize {
     longest
 }
 
-/// The bytes of `raw` a terminal shows, read from `state` on; where each is in `raw`; and the
-/// state after the last byte.
-fn project(raw: &[u8], mut state: Scan) -> (Vec<u8>, Vec<usize>, Scan) {
+/// The bytes of `raw` a terminal shows, read from `state` on; where each is in `raw` (`None`
+/// when all are shown, the usual case); and the state after the last byte.
+fn project(raw: &[u8], mut state: Scan) -> (Cow<'_, [u8]>, Option<Vec<usize>>, Scan) {
+    if state == Scan::Ground && raw.iter().all(|&byte| shown_in_ground(byte)) {
+        return (Cow::Borrowed(raw), None, state);
+    }
     let mut visible = Vec::with_capacity(raw.len());
     let mut at = Vec::with_capacity(raw.len());
     for (i, &byte) in raw.iter().enumerate() {
@@ -215,7 +220,7 @@ fn project(raw: &[u8], mut state: Scan) -> (Vec<u8>, Vec<usize>, Scan) {
             at.push(i);
         }
     }
-    (visible, at, state)
+    (Cow::Owned(visible), Some(at), state)
 }
 
 /// Where a byte stream is in its escape sequences: the states of the renderer's parser

@@ -223,3 +223,10 @@ proptest! {
         prop_assert!(!String::from_utf8_lossy(&whole).contains(secret));
     }
 }
+
+#[test]
+fn many_values_in_one_chunk_are_all_masked() {
+    let input = "hunter2 \x1b[1mhun\x1b[0mter2\n".repeat(10_000);
+    let out = mask_in_pieces(&["hunter2"], input.as_bytes(), 64 * 1024);
+    assert_eq!(out, "*** \x1b[1m***\n".repeat(10_000).as_bytes());
+}
