@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// A secrets file, as for `tether runner`; every secret a check names is given to it.
     #[arg(long, env = "TETHER_SECRETS", value_name = "FILE")]
     secrets: Option<PathBuf>,
+    /// A variable of your environment that the checks also get, as for `tether runner`.
+    #[arg(long, env = "TETHER_PASS_ENV", value_name = "NAME", value_delimiter = ',', value_parser = super::parse_pass_env)]
+    pass_env: Vec<String>,
 }
 
 /// How one check ended, for the summary.
@@ -114,6 +117,7 @@ async fn prepare(args: &RunArgs) -> anyhow::Result<(Executor, Vec<RunSpec>)> {
         max_runs: checks.len(),
         secrets,
         engine: Engine::find(std::env::var_os("PATH").as_ref()),
+        pass_env: args.pass_env.clone(),
     })?;
     let clone_url = format!("file://{}", root.display());
     let repo = root

@@ -87,6 +87,15 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     }
 }
 
+/// Parses `--pass-env NAME`: the name of a variable of the runner that checks also get.
+fn parse_pass_env(name: &str) -> Result<String, String> {
+    if crate::core::fields::is_env_name(name) {
+        Ok(name.to_string())
+    } else {
+        Err(format!("`{name}` is not a variable name: use letters, digits and '_'"))
+    }
+}
+
 /// The default work dir: `tether` under the user's cache directory.
 fn default_work_dir() -> std::path::PathBuf {
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("tether")

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use crate::core::duration;
 use crate::core::host_key::parse_fingerprint;
+use crate::core::runner_info::{check_labels, check_runner_name};
 use crate::exec::container::Engine;
 use crate::exec::secrets::Secrets;
 use crate::exec::{ExecConfig, Executor};
@@ -62,6 +63,10 @@ pub struct RunnerArgs {
     /// A TOML file of secrets: NAME = "value", or [NAME] with value, repos and events.
     #[arg(long, env = "TETHER_SECRETS", value_name = "FILE")]
     secrets: Option<PathBuf>,
+    /// A variable of this runner's environment that checks also get (repeat, or comma-separate);
+    /// by default only PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ and TMPDIR.
+    #[arg(long, env = "TETHER_PASS_ENV", value_name = "NAME", value_delimiter = ',', value_parser = super::parse_pass_env)]
+    pass_env: Vec<String>,
 }
 
 pub async fn main(args: RunnerArgs) -> anyhow::Result<()> {
@@ -72,8 +77,11 @@ pub async fn main(args: RunnerArgs) -> anyhow::Result<()> {
             .to_string_lossy()
             .into_owned(),
     };
-    let executor = executor(&args)?;
+    let which = if args.name.is_none() { "the hostname; pass --name" } else { "--name" };
+    check_runner_name(&name).map_err(anyhow::Error::msg).context(which)?;
     let labels: Vec<String> = args.labels.iter().filter(|l| !l.is_empty()).cloned().collect();
+    check_labels(&labels).map_err(anyhow::Error::msg).context("--labels")?;
+    let executor = executor(&args)?;
     let identity = RunnerIdentity { name: name.clone(), labels };
     let service = RunnerService::new(identity, executor.clone());
     let grace = args.shutdown_grace.unwrap_or(RUNNER_SHUTDOWN_GRACE);
@@ -122,6 +130,7 @@ fn executor(args: &RunnerArgs) -> anyhow::Result<Executor> {
         max_runs: args.max_runs as usize,
         secrets,
         engine: Engine::find(std::env::var_os("PATH").as_ref()),
+        pass_env: args.pass_env.clone(),
     })
 }
 
@@ -130,12 +139,6 @@ fn client_config(
     target: ConnectTarget,
     runner_name: String,
 ) -> anyhow::Result<ClientConfig> {
-    // The server names the runner after the last segment of the forwarded path.
-    if runner_name.is_empty() || runner_name.contains('/') {
-        bail!(
-            "`{runner_name}` cannot name a runner that connects: it must be non-empty, with no `/`"
-        );
-    }
     let known_hosts = match &args.known_hosts {
         Some(path) => path.clone(),
         None => dirs::home_dir()

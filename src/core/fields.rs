@@ -50,13 +50,19 @@ string_field!(
     }
 );
 
+/// Whether `s` can name an environment variable: letters, digits and `_`, not starting with a
+/// digit.
+pub fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 string_field!(
     /// An environment variable name.
     EnvName,
     |s: &str| {
-        let mut chars = s.chars();
-        let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let ok = is_env_name(s);
         ok.then_some(()).ok_or_else(|| {
             format!("invalid variable name {s:?}: use letters, digits and '_', not starting with a digit")
         })

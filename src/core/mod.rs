@@ -16,6 +16,7 @@ pub mod filter;
 pub mod host_key;
 pub mod report;
 pub mod run;
+pub mod runner_info;
 pub mod signature;
 pub mod thunk;
 

@@ -10,6 +10,8 @@ use tokio::sync::broadcast;
 
 /// The most lines of a run kept for readers that join late or fall behind.
 pub const LIVE_LINES_MAX: usize = 10_000;
+/// The most bytes of markup of a run kept for them; the last line stays, however big.
+pub const LIVE_RING_MAX_BYTES: usize = 4 << 20;
 /// How many lines a reader may fall behind the broadcast before it catches up from the ring.
 const BROADCAST_LINES: usize = 1_024;
 /// How long a finished run stays, so that readers can see its end.
@@ -28,9 +30,11 @@ pub enum LiveItem {
     Reload,
 }
 
+/// What the broadcast carries: line numbers only, so that the markup is held once, in the ring
+/// (bounded in bytes), and readers copy it from there.
 #[derive(Clone)]
 enum Broadcast {
-    Line(u64, Arc<str>),
+    Line(u64),
     End,
 }
 
@@ -51,6 +55,8 @@ struct LiveRun {
 #[derive(Default)]
 struct RunState {
     lines: VecDeque<LiveLine>,
+    /// The bytes of markup in `lines`.
+    bytes: usize,
     finished: bool,
 }
 
@@ -59,7 +65,22 @@ impl RunState {
     fn since(&self, after: u64) -> Option<Vec<LiveLine>> {
         match self.lines.front() {
             Some((first, _)) if *first > after + 1 => None,
-            _ => Some(self.lines.iter().filter(|(n, _)| *n > after).cloned().collect()),
+            _ => {
+                let start = self.lines.partition_point(|(n, _)| *n <= after);
+                Some(self.lines.range(start..).cloned().collect())
+            }
+        }
+    }
+
+    /// Adds a line, dropping the oldest beyond `LIVE_LINES_MAX` lines or `LIVE_RING_MAX_BYTES`.
+    fn push(&mut self, line: LiveLine) {
+        self.bytes += line.1.len();
+        self.lines.push_back(line);
+        while self.lines.len() > LIVE_LINES_MAX
+            || (self.bytes > LIVE_RING_MAX_BYTES && self.lines.len() > 1)
+        {
+            let Some((_, html)) = self.lines.pop_front() else { break };
+            self.bytes -= html.len();
         }
     }
 }
@@ -127,16 +148,13 @@ fn items(
         }
         loop {
             match receiver.recv().await {
-                Ok(Broadcast::Line(n, html)) if n > last => {
-                    last = n;
-                    yield LiveItem::Line(n, html);
-                }
-                Ok(Broadcast::Line(..)) => {}
+                Ok(Broadcast::Line(n)) if n <= last => {}
                 Ok(Broadcast::End) | Err(broadcast::error::RecvError::Closed) => {
                     yield LiveItem::End;
                     return;
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
+                // A new line, or lines missed: whatever the ring has after the last one sent.
+                Ok(Broadcast::Line(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     let caught_up = run.state.lock().expect("live run lock poisoned").since(last);
                     let Some(lines) = caught_up else {
                         yield LiveItem::Reload;
@@ -170,12 +188,9 @@ impl LivePublisher {
         let mut state = self.run.state.lock().expect("live run lock poisoned");
         for (number, html) in lines {
             debug_assert!(!html.contains(['\n', '\r']), "a rendered line holds no newline");
-            if state.lines.len() == LIVE_LINES_MAX {
-                state.lines.pop_front();
-            }
-            state.lines.push_back((number, html.clone()));
+            state.push((number, html));
             // No receiver is not an error: nobody is watching.
-            let _ = self.run.sender.send(Broadcast::Line(number, html));
+            let _ = self.run.sender.send(Broadcast::Line(number));
         }
     }
 }
@@ -253,5 +268,24 @@ mod tests {
         assert_eq!(lost.next().await, None);
         let mut too_old = Box::pin(logs.follow(1, 2).unwrap());
         assert_eq!(too_old.next().await, Some(LiveItem::Reload));
+    }
+
+    #[tokio::test]
+    async fn the_ring_is_bounded_in_bytes_and_keeps_the_last_line() {
+        let logs = LiveLogs::default();
+        let publisher = logs.start(1);
+        let big = |n: u64| (n, Arc::from("x".repeat(1 << 20).as_str()));
+        publisher.lines((1..=40).map(big).collect());
+        let snapshot = logs.snapshot(1).unwrap();
+        let bytes: usize = snapshot.lines.iter().map(|(_, html)| html.len()).sum();
+        assert!(bytes <= LIVE_RING_MAX_BYTES, "{bytes} bytes in the ring");
+        assert_eq!(snapshot.lines.last().map(|(n, _)| *n), Some(40));
+        let mut late = Box::pin(logs.follow(1, 0).unwrap());
+        assert_eq!(late.next().await, Some(LiveItem::Reload));
+        let mut behind = Box::pin(logs.follow(1, 39).unwrap());
+        assert!(matches!(behind.next().await, Some(LiveItem::Line(40, _))));
+        let huge = (41, Arc::from("y".repeat(LIVE_RING_MAX_BYTES + 1).as_str()));
+        publisher.lines(vec![huge]);
+        assert_eq!(logs.snapshot(1).unwrap().lines.len(), 1, "the last line stays, however big");
     }
 }

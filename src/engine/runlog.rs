@@ -14,6 +14,8 @@ use crate::render::{Line, Renderer, clock, push_line_markup};
 pub const LOG_PAGE_LINES: u64 = 10_000;
 /// How much bigger than a chunk of output its HTML usually is (short lines cost the most).
 const MARKUP_GROWTH: usize = 3;
+/// Room kept at the end of the HTML blob for the line that says where the log was cut.
+const CUT_MARKER_HTML_BYTES: u64 = 512;
 
 pub struct RunLog {
     logs: LogStore,
@@ -22,9 +24,12 @@ pub struct RunLog {
     renderer: Renderer,
     tail: Tail,
     live: LivePublisher,
-    /// Bytes stored at most; beyond them the run goes on and its output is dropped.
+    /// Bytes stored at most in each blob; beyond them the run goes on and its output is dropped.
     max_bytes: u64,
+    /// The raw log reached `max_bytes`: nothing more is stored.
     cut: bool,
+    /// The HTML reached `max_bytes` (less room for its marker): nothing more is rendered.
+    html_cut: bool,
     /// When the line being rendered got its first byte (on the runner's clock): its timestamp.
     line_since: Option<SystemTime>,
     /// Where each page of the HTML log starts, and the number of the last line written.
@@ -51,6 +56,7 @@ impl RunLog {
             live,
             max_bytes,
             cut: false,
+            html_cut: false,
             line_since: None,
             page_offsets: Vec::new(),
             lines: 0,
@@ -58,8 +64,8 @@ impl RunLog {
         })
     }
 
-    /// Stores and renders a chunk the runner read at `at`; past `max_bytes` the rest of the log
-    /// is dropped, once, with a marker line that says so.
+    /// Stores and renders a chunk the runner read at `at`. Past `max_bytes` of either blob the
+    /// rest of it is dropped, once, with a marker line at the end of the HTML that says so.
     pub async fn push(&mut self, data: &[u8], at: SystemTime) -> anyhow::Result<()> {
         if self.cut {
             return Ok(());
@@ -68,15 +74,20 @@ impl RunLog {
         let kept = &data[..data.len().min(room as usize)];
         self.raw.write(kept).await?;
         self.tail.push(kept);
-        self.render(kept, at).await?;
+        if !self.html_cut {
+            self.render(kept, at).await?;
+        }
         if kept.len() < data.len() {
             self.cut = true;
             let marker = format!(
-                "\n[tether: the log reached {} bytes; the rest of the output was not stored]\n",
+                "[tether: the log reached {} bytes; the rest of the output was not stored]",
                 self.max_bytes
             );
-            self.render(marker.as_bytes(), at).await?;
-            self.tail.push(marker.as_bytes());
+            self.tail.push(format!("\n{marker}\n").as_bytes());
+            if !self.html_cut {
+                let last = self.renderer.finish();
+                self.end_html(last, &marker, at).await?;
+            }
         }
         Ok(())
     }
@@ -88,32 +99,98 @@ impl RunLog {
         let mut markup = String::with_capacity(data.len() * MARKUP_GROWTH + 256);
         let mut published = Vec::new();
         for line in self.renderer.push(data) {
-            self.add_line(&line, since, &mut markup, &mut published);
+            if !self.add_line(&line, since, &mut markup, &mut published) {
+                self.html_cut = true;
+                let marker = self.html_cut_marker();
+                self.add_marker(&marker, at, &mut markup, &mut published);
+                break;
+            }
             since = at;
         }
         self.line_since = (!data.is_empty() && !data.ends_with(b"\n")).then_some(since);
         self.write(markup, published).await
     }
 
+    /// Ends the HTML: `last` (the line in progress) if it fits, then the marker line.
+    async fn end_html(
+        &mut self,
+        last: Option<Line>,
+        marker: &str,
+        at: SystemTime,
+    ) -> anyhow::Result<()> {
+        self.html_cut = true;
+        let (mut markup, mut published) = (String::new(), Vec::new());
+        let since = self.line_since.unwrap_or(at);
+        let last_fits = last.is_none_or(|l| self.add_line(&l, since, &mut markup, &mut published));
+        let html_marker;
+        let marker = if last_fits {
+            marker
+        } else {
+            html_marker = self.html_cut_marker();
+            &html_marker
+        };
+        self.add_marker(marker, at, &mut markup, &mut published);
+        self.write(markup, published).await
+    }
+
+    fn html_cut_marker(&self) -> String {
+        format!(
+            "[tether: the log reached {} bytes of HTML; the rest of the output is only in the raw \
+             log]",
+            self.max_bytes
+        )
+    }
+
     /// Appends a line's markup to `markup` (what is about to be written), noting where a page
-    /// starts, and to what is about to be published.
+    /// starts, and to what is about to be published; false, and nothing appended, when the HTML
+    /// would pass `max_bytes` less the room kept for the marker.
     fn add_line(
         &mut self,
         line: &Line,
         at: SystemTime,
         markup: &mut String,
         published: &mut Vec<LiveLine>,
+    ) -> bool {
+        self.push_line(line, at, markup, published, CUT_MARKER_HTML_BYTES)
+    }
+
+    /// Appends tether's own line `text` (plain, not escaped: it holds no markup characters).
+    fn add_marker(
+        &mut self,
+        text: &str,
+        at: SystemTime,
+        markup: &mut String,
+        published: &mut Vec<LiveLine>,
     ) {
-        if (line.number - 1) % LOG_PAGE_LINES == 0 {
-            self.page_offsets.push(self.html.bytes() + markup.len() as u64);
-        }
+        debug_assert!(!text.contains(['<', '>', '&', '"', '\'']), "{text}");
+        let line = Line { number: self.lines + 1, html: text.to_string() };
+        self.push_line(&line, at, markup, published, 0);
+    }
+
+    fn push_line(
+        &mut self,
+        line: &Line,
+        at: SystemTime,
+        markup: &mut String,
+        published: &mut Vec<LiveLine>,
+        reserve: u64,
+    ) -> bool {
         if self.clock.as_ref().is_none_or(|(time, _)| *time != at) {
             self.clock = Some((at, clock(at)));
         }
         let start = markup.len();
         push_line_markup(markup, line, self.clock.as_ref().map_or("", |(_, c)| c));
+        let offset = self.html.bytes() + start as u64;
+        if offset + (markup.len() - start) as u64 + reserve > self.max_bytes {
+            markup.truncate(start);
+            return false;
+        }
+        if (line.number - 1) % LOG_PAGE_LINES == 0 {
+            self.page_offsets.push(offset);
+        }
         published.push((line.number, Arc::from(markup[start..].trim_end_matches('\n'))));
         self.lines = line.number;
+        true
     }
 
     async fn write(&mut self, markup: String, published: Vec<LiveLine>) -> anyhow::Result<()> {
@@ -127,11 +204,15 @@ impl RunLog {
     /// Completes the blobs; returns the tail, and the publisher, which ends the live log when
     /// dropped (once the run's end is recorded, so that a reader told of it finds it done).
     pub async fn finish(mut self) -> anyhow::Result<(Tail, LivePublisher)> {
-        if let Some(line) = self.renderer.finish() {
+        let last = if self.html_cut { None } else { self.renderer.finish() };
+        if let Some(line) = last {
             let (mut markup, mut published) = (String::new(), Vec::new());
             let at = self.line_since.unwrap_or_else(SystemTime::now);
-            self.add_line(&line, at, &mut markup, &mut published);
-            self.write(markup, published).await?;
+            if self.add_line(&line, at, &mut markup, &mut published) {
+                self.write(markup, published).await?;
+            } else {
+                self.end_html(None, &self.html_cut_marker(), at).await?;
+            }
         }
         let pages = LogPages {
             lines: self.lines,
@@ -206,5 +287,46 @@ mod tests {
             );
         }
         assert_eq!(pages.range(3), None);
+    }
+
+    #[tokio::test]
+    async fn the_html_is_cut_at_max_bytes_too_and_the_raw_log_goes_on() {
+        let (logs, mut log) = open(4000).await;
+        // Short styled lines: their page markup is many times their bytes.
+        for _ in 0..300 {
+            log.push(b"\x1b[1;31mx\x1b[0m\n", at(1)).await.unwrap();
+        }
+        log.finish().await.unwrap();
+        let html = html(&logs).await;
+        assert!(html.len() <= 4000, "{} bytes of HTML", html.len());
+        assert_eq!(logs.raw(1).await.unwrap().unwrap().len(), 300 * 13);
+        let last = html.lines().last().unwrap();
+        assert!(last.contains("the log reached 4000 bytes of HTML"), "{last}");
+        let pages = logs.pages(1).await.unwrap().unwrap();
+        assert_eq!(pages.bytes, html.len() as u64);
+        assert_eq!(pages.lines, html.lines().count() as u64);
+    }
+
+    #[tokio::test]
+    async fn a_raw_cut_ends_the_html_with_the_last_line_and_a_marker() {
+        let (logs, mut log) = open(2000).await;
+        // Lines of mostly escapes, so that their HTML is smaller than their bytes: the raw log
+        // reaches the limit first.
+        let line = [b"\x1b[0m".repeat(100), b"ab\n".to_vec()].concat();
+        for _ in 0..4 {
+            log.push(&line, at(1)).await.unwrap();
+        }
+        log.push(&[b"partial line".as_slice(), &[b'z'; 500]].concat(), at(2)).await.unwrap();
+        log.push(b"never stored\n", at(3)).await.unwrap();
+        log.finish().await.unwrap();
+        assert_eq!(logs.raw(1).await.unwrap().unwrap().len(), 2000);
+        let html = html(&logs).await;
+        assert!(html.len() <= 2000, "{} bytes of HTML", html.len());
+        let lines: Vec<&str> = html.lines().collect();
+        assert_eq!(lines.len(), 6, "{html}");
+        let partial = format!("<span>partial line{}</span>", "z".repeat(2000 - 4 * 403 - 12));
+        assert!(lines[4].contains(&partial), "{}", lines[4]);
+        assert!(lines[5].contains("the log reached 2000 bytes; the rest"), "{}", lines[5]);
+        assert!(!html.contains("never"));
     }
 }

@@ -1,15 +1,22 @@
 //! Running a thunk inside a container image with docker or podman.
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::core::Command;
+use crate::core::fields::is_env_name;
 
 /// How long `docker info` may take before the engine counts as not working.
 const ENGINE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where the checkout is mounted inside the container.
 pub const CONTAINER_WORKSPACE: &str = "/workspace";
+/// How often a starting container's id file is looked at, to remove the env file once the
+/// container exists.
+const CONTAINER_CREATED_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A container engine found on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,14 +47,18 @@ impl Engine {
     }
 
     /// The argv that runs `command` in `image` with the checkout mounted at
-    /// [`CONTAINER_WORKSPACE`], in `dir` below it. Variables are passed by name only (`--env
-    /// NAME`), so that their values, secrets among them, never appear in a process list: the
-    /// engine reads them from its own environment, which the runner sets.
+    /// [`CONTAINER_WORKSPACE`], in `dir` below it. Variables come from the env file, so that
+    /// their values, secrets among them, are neither in a process list nor in the environment
+    /// the engine itself runs with; the engine writes the container's id to the id file.
     pub fn run_argv(&self, spec: &ContainerSpec<'_>) -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec![self.program.clone().into(), "run".into()];
         for arg in ["--rm", "--init", "--interactive=false", "--name", spec.name] {
             argv.push(arg.into());
         }
+        argv.push("--cidfile".into());
+        argv.push(spec.files.cid_file.clone().into());
+        argv.push("--env-file".into());
+        argv.push(spec.files.env_file.clone().into());
         if let (EngineKind::Docker, Some((uid, gid))) = (self.kind, spec.user) {
             // Files the check creates in the mounted checkout stay removable by the runner.
             argv.push("--user".into());
@@ -57,10 +68,6 @@ impl Engine {
         volume.push(format!(":{CONTAINER_WORKSPACE}"));
         argv.extend(["--volume".into(), volume, "--workdir".into()]);
         argv.push(container_dir(spec.dir).into());
-        for name in spec.env_names {
-            argv.push("--env".into());
-            argv.push(name.into());
-        }
         argv.push("--".into());
         argv.push(spec.image.into());
         match spec.command {
@@ -113,10 +120,76 @@ pub struct ContainerSpec<'a> {
     pub image: &'a str,
     pub checkout: &'a Path,
     pub dir: &'a str,
-    pub env_names: &'a [String],
+    pub files: &'a ContainerFiles,
     pub command: &'a Command,
     /// The runner's uid and gid, for docker.
     pub user: Option<(u32, u32)>,
+}
+
+/// A container run's env file (`NAME=value` lines, mode 0600, outside the mounted checkout) and
+/// the file the engine writes the container's id to. The env file is removed as soon as the
+/// container exists (the engine reads it before it creates the container), both at the latest
+/// when this is dropped.
+pub struct ContainerFiles {
+    pub env_file: PathBuf,
+    pub cid_file: PathBuf,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ContainerFiles {
+    /// Writes `variables` to `STEM.env`; the id file is `STEM.cid`. A name or a value that the
+    /// env file cannot carry is refused, with its name (never its value).
+    pub fn write(stem: &Path, variables: &[(String, String)]) -> Result<ContainerFiles, String> {
+        let mut text = String::new();
+        for (name, value) in variables {
+            if !is_env_name(name) {
+                return Err(format!("`{name}` cannot name a variable in a container"));
+            }
+            if value.contains(['\n', '\r', '\0']) {
+                return Err(format!(
+                    "the value of {name} holds a line break or a NUL, which cannot be passed \
+                     into a container"
+                ));
+            }
+            text.push_str(&format!("{name}={value}\n"));
+        }
+        let files = ContainerFiles {
+            env_file: stem.with_extension("env"),
+            cid_file: stem.with_extension("cid"),
+            watcher: None,
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&files.env_file)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(|e| format!("cannot write {}: {e}", files.env_file.display()))?;
+        Ok(files)
+    }
+
+    /// Removes the env file once the id file holds the container's id, in the background.
+    pub fn remove_env_file_once_created(&mut self) {
+        let (env_file, cid_file) = (self.env_file.clone(), self.cid_file.clone());
+        self.watcher = Some(tokio::spawn(async move {
+            while std::fs::metadata(&cid_file).map_or(true, |m| m.len() == 0) {
+                tokio::time::sleep(CONTAINER_CREATED_POLL_INTERVAL).await;
+            }
+            let _ = std::fs::remove_file(&env_file);
+        }));
+    }
+}
+
+impl Drop for ContainerFiles {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+        for file in [&self.env_file, &self.cid_file] {
+            // Already gone is the usual case for the env file.
+            let _ = std::fs::remove_file(file);
+        }
+    }
 }
 
 fn container_dir(dir: &str) -> String {
@@ -146,13 +219,17 @@ mod tests {
 
     fn argv(kind: EngineKind, command: Command, dir: &str) -> Vec<String> {
         let engine = Engine { kind, program: "/usr/bin/docker".into() };
-        let env = ["CI".to_string(), "TOKEN".to_string()];
+        let files = ContainerFiles {
+            env_file: "/w/runs/1.env".into(),
+            cid_file: "/w/runs/1.cid".into(),
+            watcher: None,
+        };
         let spec = ContainerSpec {
             name: "tether-run-1",
             image: "rust:1.82",
             checkout: Path::new("/w/runs/1"),
             dir,
-            env_names: &env,
+            files: &files,
             command: &command,
             user: Some((1000, 1000)),
         };
@@ -160,16 +237,38 @@ mod tests {
     }
 
     #[test]
-    fn docker_command_mounts_the_checkout_and_passes_env_by_name() {
+    fn docker_command_mounts_the_checkout_and_passes_env_in_a_file() {
         let got = argv(EngineKind::Docker, Command::Script("make test".into()), "crates/x");
         let mut want: Vec<String> = "/usr/bin/docker run --rm --init --interactive=false \
-            --name tether-run-1 --user 1000:1000 --volume /w/runs/1:/workspace \
-            --workdir /workspace/crates/x --env CI --env TOKEN -- rust:1.82 sh -ec"
+            --name tether-run-1 --cidfile /w/runs/1.cid --env-file /w/runs/1.env \
+            --user 1000:1000 --volume /w/runs/1:/workspace \
+            --workdir /workspace/crates/x -- rust:1.82 sh -ec"
             .split_whitespace()
             .map(String::from)
             .collect();
         want.push("make test".into());
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn the_env_file_is_private_and_refuses_what_it_cannot_carry() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("run-1");
+        let vars = [("CI".to_string(), "true".to_string()), ("T".to_string(), "a b=c".to_string())];
+        let files = ContainerFiles::write(&stem, &vars).unwrap();
+        let text = std::fs::read_to_string(&files.env_file).unwrap();
+        assert_eq!(text, "CI=true\nT=a b=c\n");
+        let mode = std::fs::metadata(&files.env_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        drop(files);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "both files are removed");
+        let bad = [("KEY".to_string(), "line\nTWO=2".to_string())];
+        let error = ContainerFiles::write(&stem, &bad).err().unwrap();
+        assert!(error.contains("KEY") && !error.contains("TWO"), "{error}");
+        let bad = [("A=B".to_string(), "x".to_string())];
+        assert!(ContainerFiles::write(&stem, &bad).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

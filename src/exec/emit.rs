@@ -14,7 +14,11 @@ pub struct Emitter {
     tx: mpsc::Sender<RunEvent>,
     cancel: Option<watch::Receiver<bool>>,
     seq: u64,
-    maskers: [Masker; 3],
+    /// One masker for stdout and stderr, which a reader sees as one log: a value split across
+    /// them is masked too.
+    output: Masker<OutputStream>,
+    /// The runner's own lines, each complete when it is sent.
+    notices: Masker<OutputStream>,
 }
 
 /// Resolves when a run must stop: its reader went away, or its executor cancelled every run.
@@ -46,8 +50,8 @@ impl StopSignal {
 impl Emitter {
     /// An emitter that masks every value in `secrets`.
     pub fn new(tx: mpsc::Sender<RunEvent>, secrets: &[&str]) -> Emitter {
-        let maskers = [Masker::new(secrets), Masker::new(secrets), Masker::new(secrets)];
-        Emitter { tx, cancel: None, seq: 0, maskers }
+        let (output, notices) = (Masker::new(secrets), Masker::new(secrets));
+        Emitter { tx, cancel: None, seq: 0, output, notices }
     }
 
     /// Also stops the run when `cancel` becomes true.
@@ -64,16 +68,20 @@ impl Emitter {
     /// Sends a chunk of output, masked. A reader that has gone away is not an error here: the
     /// run notices through [`Emitter::stop_signal`].
     pub async fn output(&mut self, stream: OutputStream, data: &[u8]) {
-        let masked = self.maskers[index(stream)].push(data);
-        self.send_output(stream, masked).await;
+        let masker = match stream {
+            OutputStream::Runner => &mut self.notices,
+            OutputStream::Stdout | OutputStream::Stderr => &mut self.output,
+        };
+        let masked = masker.push(stream, data);
+        self.send_all(masked).await;
     }
 
     /// A line from the runner itself.
     pub async fn notice(&mut self, line: &str) {
         let text = format!("tether: {line}\n");
         self.output(OutputStream::Runner, text.as_bytes()).await;
-        let rest = self.maskers[index(OutputStream::Runner)].finish();
-        self.send_output(OutputStream::Runner, rest).await;
+        let rest = self.notices.finish();
+        self.send_all(rest).await;
     }
 
     pub async fn started(&mut self, checkout_started: SystemTime, commit: &str) {
@@ -87,12 +95,18 @@ impl Emitter {
 
     /// Sends what the maskers still hold, then the final event.
     pub async fn finish(mut self, mut finished: Finished) {
-        for stream in [OutputStream::Stdout, OutputStream::Stderr, OutputStream::Runner] {
-            let rest = self.maskers[index(stream)].finish();
-            self.send_output(stream, rest).await;
-        }
+        let rest = self.output.finish();
+        self.send_all(rest).await;
+        let rest = self.notices.finish();
+        self.send_all(rest).await;
         finished.output_chunks = self.seq;
         let _ = self.tx.send(RunEvent::Finished(finished)).await;
+    }
+
+    async fn send_all(&mut self, masked: Vec<(OutputStream, Bytes)>) {
+        for (stream, data) in masked {
+            self.send_output(stream, data).await;
+        }
     }
 
     async fn send_output(&mut self, stream: OutputStream, data: Bytes) {
@@ -102,13 +116,5 @@ impl Emitter {
         let event = RunEvent::Output { stream, data, at: SystemTime::now(), seq: self.seq };
         self.seq += 1;
         let _ = self.tx.send(event).await;
-    }
-}
-
-fn index(stream: OutputStream) -> usize {
-    match stream {
-        OutputStream::Stdout => 0,
-        OutputStream::Stderr => 1,
-        OutputStream::Runner => 2,
     }
 }

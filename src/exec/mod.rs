@@ -4,6 +4,7 @@
 pub mod checkout;
 pub mod container;
 mod emit;
+pub mod env;
 pub mod mask;
 pub mod process;
 pub mod secrets;
@@ -16,9 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use self::checkout::GitCache;
-use self::container::{ContainerSpec, Engine};
+use self::container::{ContainerFiles, ContainerSpec, Engine};
 use self::emit::Emitter;
-use self::process::{ProcessSpec, Stop};
+use self::process::{ProcessEnv, ProcessSpec, Stop};
 use self::secrets::Secrets;
 use crate::core::run::Finished;
 use crate::core::thunk::is_full_commit;
@@ -37,6 +38,9 @@ pub struct ExecConfig {
     pub secrets: Secrets,
     /// The container engine for thunks with an image, if this machine has one.
     pub engine: Option<Engine>,
+    /// The runner's variables a check gets besides those of [`env::PASSED_VARIABLES`] and
+    /// `LC_*` (`--pass-env`); in a container, only these.
+    pub pass_env: Vec<String>,
 }
 
 /// One run to start.
@@ -210,8 +214,8 @@ async fn run_in(
         return fail("the runner is shutting down; the run was cancelled before it started".into());
     }
     let env = environment(inner, spec, emitter).await;
-    let process = match process_spec(inner, spec, run_dir, cwd, env) {
-        Ok(process) => process,
+    let (process, container_files) = match process_spec(inner, spec, run_dir, cwd, env) {
+        Ok(prepared) => prepared,
         Err(message) => {
             emitter.notice(&message).await;
             return fail(message);
@@ -220,13 +224,15 @@ async fn run_in(
     emitter.started(checkout_started, &thunk.commit).await;
     let started = Instant::now();
     let (outcome, stop) = process::run(process, emitter, thunk.timeout).await;
+    drop(container_files);
     if stop.is_some() {
         remove_container(inner, spec).await;
     }
     (outcome, stop, Some(started))
 }
 
-/// The run's environment: tether's own variables, the check's env, then its granted secrets.
+/// The check's own variables: tether's, the check's env, then its granted secrets (without the
+/// runner's, which depend on where the check runs).
 async fn environment(
     inner: &Inner,
     spec: &RunSpec,
@@ -259,14 +265,18 @@ async fn environment(
     env
 }
 
+/// The process that runs the check: on the host, with a clean environment (the passed runner
+/// variables, then `env`); or the container engine, with the runner's own environment and
+/// `env` in an env file, which must live as long as the process.
 fn process_spec(
     inner: &Inner,
     spec: &RunSpec,
     run_dir: &Path,
     cwd: PathBuf,
     env: Vec<(String, String)>,
-) -> Result<ProcessSpec, String> {
+) -> Result<(ProcessSpec, Option<ContainerFiles>), String> {
     let thunk = &spec.thunk;
+    let pass_env = &inner.config.pass_env;
     let Some(image) = &thunk.image else {
         let (program, args) = match &thunk.command {
             Command::Script(script) => ("sh".into(), vec!["-ec".into(), script.into()]),
@@ -274,11 +284,19 @@ fn process_spec(
                 (argv[0].clone().into(), argv[1..].iter().map(Into::into).collect())
             }
         };
-        return Ok(ProcessSpec { program, args, cwd, env });
+        let mut variables = env::for_host(std::env::vars_os(), pass_env);
+        variables.extend(env.into_iter().map(|(k, v)| (k.into(), v.into())));
+        return Ok((ProcessSpec { program, args, cwd, env: ProcessEnv::Only(variables) }, None));
     };
     let engine =
         inner.config.engine.as_ref().ok_or_else(|| container::missing_engine_message(image))?;
-    let env_names: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+    // One value per name, the last one winning as it does on the host.
+    let mut variables: std::collections::BTreeMap<String, String> =
+        env::for_container(std::env::vars_os(), pass_env).into_iter().collect();
+    variables.extend(env);
+    let variables: Vec<(String, String)> = variables.into_iter().collect();
+    let mut files = ContainerFiles::write(run_dir, &variables)?;
+    files.remove_env_file_once_created();
     let name = container_name(&spec.run_id);
     let user = Some((nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
     let container = ContainerSpec {
@@ -286,13 +304,15 @@ fn process_spec(
         image,
         checkout: run_dir,
         dir: &thunk.dir,
-        env_names: &env_names,
+        files: &files,
         command: &thunk.command,
         user,
     };
     let mut argv = engine.run_argv(&container);
     let program = argv.remove(0);
-    Ok(ProcessSpec { program, args: argv, cwd: run_dir.to_path_buf(), env })
+    let process =
+        ProcessSpec { program, args: argv, cwd: run_dir.to_path_buf(), env: ProcessEnv::Runner };
+    Ok((process, Some(files)))
 }
 
 async fn remove_container(inner: &Inner, spec: &RunSpec) {

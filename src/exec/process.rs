@@ -34,7 +34,17 @@ pub struct ProcessSpec {
     pub program: OsString,
     pub args: Vec<OsString>,
     pub cwd: PathBuf,
-    pub env: Vec<(String, String)>,
+    pub env: ProcessEnv,
+}
+
+/// The environment a process gets.
+pub enum ProcessEnv {
+    /// Exactly these variables and no others: a check on the host.
+    Only(Vec<(OsString, OsString)>),
+    /// The runner's own environment, unchanged: the container engine's, whose settings
+    /// (`DOCKER_HOST`, `CONTAINERS_CONF`) are the runner owner's. The check's variables go into
+    /// the container another way, and never into this.
+    Runner,
 }
 
 /// Why a run was stopped before its process ended by itself.
@@ -61,10 +71,12 @@ pub async fn run(
     timeout: Duration,
 ) -> (Outcome, Option<Stop>) {
     let mut command = tokio::process::Command::new(&spec.program);
+    if let ProcessEnv::Only(variables) = spec.env {
+        command.env_clear().envs(variables);
+    }
     command
         .args(&spec.args)
         .current_dir(&spec.cwd)
-        .envs(spec.env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -22,11 +22,18 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use crate::core::EventContext;
 use crate::core::fields::EnvName;
 
-/// The event kind of `tether run`, which may use every secret.
+/// The event kind of `tether run`, which may use every secret. Never accepted off the wire.
 pub const LOCAL_EVENT: &str = "local";
+/// The event kinds a server sends a runner (GitHub's names); a run of any other kind is refused
+/// at the runner's border.
+pub const SERVER_EVENT_KINDS: &[&str] =
+    &["push", "pull_request", "issue_comment", "check_run", "check_suite"];
 
 /// The events a secret is given to when its entry does not say.
 const DEFAULT_SECRET_EVENTS: &[&str] = &["push"];
+/// The shortest secret value: masking a shorter one would hide every occurrence of a common
+/// string in the output rather than protect anything.
+pub const SECRET_MIN_BYTES: usize = 4;
 
 /// All secrets of a runner.
 #[derive(Default, Clone)]
@@ -72,7 +79,28 @@ impl Secrets {
             let line = text[..span.min(text.len())].matches('\n').count() + 1;
             anyhow::anyhow!("line {line}: {}", e.message().trim())
         })?;
-        let entries = raw.into_iter().map(|(name, entry)| (name.0, entry.0)).collect();
+        let entries: BTreeMap<String, Secret> =
+            raw.into_iter().map(|(name, entry)| (name.0, entry.0)).collect();
+        let names = |bad: fn(&str) -> bool| -> Vec<&str> {
+            entries.iter().filter(|(_, s)| bad(&s.value)).map(|(n, _)| n.as_str()).collect()
+        };
+        let short = names(|value| value.len() < SECRET_MIN_BYTES);
+        if !short.is_empty() {
+            anyhow::bail!(
+                "{} shorter than {SECRET_MIN_BYTES} bytes: masking would hide every occurrence of \
+                 such a value in the output; use longer values",
+                short.join(", ")
+            );
+        }
+        // Masking matches what a terminal shows, and it does not show these.
+        let hidden = names(|value| value.chars().any(|c| c.is_control() && !"\t\n\r".contains(c)));
+        if !hidden.is_empty() {
+            anyhow::bail!(
+                "{} holds control characters (other than tabs and newlines), which could not be \
+                 masked in the output",
+                hidden.join(", ")
+            );
+        }
         Ok(Secrets { entries })
     }
 
@@ -199,6 +227,19 @@ events = ["push", "pull_request"]
     fn local_runs_get_every_secret_they_name() {
         let secrets = Secrets::parse(FILE).unwrap();
         assert_eq!(granted(&secrets, LOCAL_EVENT, "x/y"), ["PLAIN", "WIDE"]);
+    }
+
+    #[test]
+    fn short_secrets_are_refused_by_name() {
+        let error = Secrets::parse("LONG = \"long enough\"\nA = \"abc\"\n[B]\nvalue = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("A, B shorter than 4 bytes"), "{error}");
+        assert!(!error.contains("abc") && !error.contains("LONG"), "{error}");
+        assert!(Secrets::parse("FOUR = \"abcd\"\nUTF8 = \"\u{e9}\u{e9}\"\n").is_ok());
+        let error = Secrets::parse("ESC = \"ab\\u001bcd\"\n").unwrap_err().to_string();
+        assert!(error.starts_with("ESC holds control characters"), "{error}");
+        assert!(Secrets::parse("PEM = \"\"\"\nline one\r\n\tline two\n\"\"\"\n").is_ok());
     }
 
     #[test]

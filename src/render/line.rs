@@ -7,6 +7,20 @@ use super::style::Style;
 pub const LINE_MAX_BYTES: usize = 64 * 1024;
 /// The most distinct hyperlinks one line holds; text linked beyond that renders as plain text.
 pub(super) const LINKS_MAX_PER_LINE: usize = 64;
+/// The longest `href` written (escaped, as it is in the HTML); a longer link is plain text.
+pub const HREF_MAX_BYTES: usize = 2048;
+/// In a line written without styles that is still over its bound, runs of blanks longer than
+/// this are shortened to it.
+const BLANKS_MAX_SHORTENED: usize = 8;
+
+/// How much of a line's markup is written, from all of it down to the least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Detail {
+    Full,
+    NoLinks,
+    Plain,
+    ShortBlanks,
+}
 
 /// One character and how it looks; `link` is 0 or an index + 1 into the line's links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +47,11 @@ pub(super) struct LineBuf {
 impl LineBuf {
     pub(super) fn is_touched(&self) -> bool {
         self.touched
+    }
+
+    /// The UTF-8 length of the line's text.
+    pub(super) fn text_bytes(&self) -> usize {
+        self.text_bytes
     }
 
     /// Whether writing `c` at the cursor keeps the line within `LINE_MAX_BYTES`.
@@ -120,27 +139,14 @@ impl LineBuf {
         self.links.len() as u16
     }
 
-    /// The HTML of the line, leaving it empty with the cursor at its start.
-    pub(super) fn take_html(&mut self) -> String {
-        let mut out = String::with_capacity(self.text_bytes + self.text_bytes / 4);
-        for run in self.cells.chunk_by(|a, b| a.link == b.link) {
-            let href = usize::from(run[0].link).checked_sub(1).and_then(|i| self.links.get(i));
-            if let Some(href) = href {
-                out.push_str("<a href=\"");
-                out.push_str(href);
-                out.push_str("\" rel=\"nofollow noopener\">");
-            }
-            for styled in run.chunk_by(|a, b| a.style == b.style) {
-                let opened = styled[0].style.open_span(&mut out);
-                for cell in styled {
-                    push_escaped(&mut out, cell.ch);
-                }
-                if opened {
-                    out.push_str("</span>");
-                }
-            }
-            if href.is_some() {
-                out.push_str("</a>");
+    /// The HTML of the line in at most `budget` bytes, with as much detail as fits; leaves the
+    /// line empty with the cursor at its start.
+    pub(super) fn take_html(&mut self, budget: usize) -> String {
+        let mut out = String::with_capacity((self.text_bytes + self.text_bytes / 4).min(budget));
+        for detail in [Detail::Full, Detail::NoLinks, Detail::Plain, Detail::ShortBlanks] {
+            out.clear();
+            if self.push_html(&mut out, detail, budget) {
+                break;
             }
         }
         self.cells.clear();
@@ -150,6 +156,59 @@ impl LineBuf {
         self.touched = false;
         out
     }
+
+    /// Writes the line's HTML at `detail` into `out`; false as soon as it passes `budget` (the
+    /// least detail stops there instead, which its shortened blanks make it never need).
+    fn push_html(&self, out: &mut String, detail: Detail, budget: usize) -> bool {
+        if detail >= Detail::Plain {
+            return push_plain(out, &self.cells, detail == Detail::ShortBlanks, budget);
+        }
+        // Each link's href is written once, around its first piece on the line.
+        let mut written: u64 = 0;
+        for run in self.cells.chunk_by(|a, b| a.link == b.link) {
+            let link = usize::from(run[0].link).checked_sub(1).filter(|_| detail == Detail::Full);
+            let href = link.filter(|i| written & (1 << i) == 0).and_then(|i| self.links.get(i));
+            if let Some(href) = href {
+                written |= 1 << link.unwrap_or_default();
+                out.push_str("<a href=\"");
+                out.push_str(href);
+                out.push_str("\" rel=\"nofollow noopener\">");
+            }
+            for styled in run.chunk_by(|a, b| a.style == b.style) {
+                let opened = styled[0].style.open_span(out);
+                for cell in styled {
+                    push_escaped(out, cell.ch);
+                }
+                if opened {
+                    out.push_str("</span>");
+                }
+                if out.len() > budget {
+                    return false;
+                }
+            }
+            if href.is_some() {
+                out.push_str("</a>");
+            }
+        }
+        out.len() <= budget
+    }
+}
+
+/// The text of `cells` alone, escaped; with `short_blanks`, runs of blanks are cut to
+/// `BLANKS_MAX_SHORTENED` and the text to `budget`.
+fn push_plain(out: &mut String, cells: &[Cell], short_blanks: bool, budget: usize) -> bool {
+    let mut blanks = 0;
+    for cell in cells {
+        blanks = if cell.ch == ' ' { blanks + 1 } else { 0 };
+        if short_blanks && (blanks > BLANKS_MAX_SHORTENED || out.len() + 6 > budget) {
+            continue;
+        }
+        push_escaped(out, cell.ch);
+        if out.len() > budget {
+            return false;
+        }
+    }
+    true
 }
 
 /// Pushes `c`, escaped for HTML text or a quoted attribute value.
@@ -173,6 +232,9 @@ pub(super) fn href(uri: &[u8]) -> Option<String> {
     let mut out = String::with_capacity(uri.len() + 16);
     out.push_str(scheme);
     for &byte in &uri[scheme.len()..] {
+        if out.len() > HREF_MAX_BYTES {
+            return None;
+        }
         match byte {
             0x21..=0x7e => push_escaped(&mut out, char::from(byte)),
             _ => {
@@ -183,5 +245,5 @@ pub(super) fn href(uri: &[u8]) -> Option<String> {
             }
         }
     }
-    Some(out)
+    (out.len() <= HREF_MAX_BYTES).then_some(out)
 }

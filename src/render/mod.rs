@@ -13,7 +13,14 @@
 //!   colours (N from 0 to 15, 8 to 15 the bright ones). `style` holds only `color:#rrggbb` and
 //!   `background-color:#rrggbb` for 256-colour and truecolor values, computed from the numbers;
 //! - `<a href="http…" rel="nofollow noopener">` for OSC 8 hyperlinks to `http:` and `https:`
-//!   URLs (percent-encoded and escaped), around such spans.
+//!   URLs (percent-encoded and escaped, at most [`HREF_MAX_BYTES`]), around such spans; once per
+//!   link and line: a link's later pieces on the line (after overwrites) are plain text.
+//!
+//! The HTML is bounded by what it is made of, whatever the input: a line's HTML is at most
+//! [`HTML_BYTES_PER_RAW_BYTE`] times the bytes of the log that made it, and at most
+//! [`HTML_BYTES_PER_TEXT_BYTE`] times its text plus [`HTML_BYTES_PER_LINE`]. A line that would
+//! pass either is written with less: without links, then without styles, then with its runs of
+//! blanks shortened (blanks that cursor jumps made from a few bytes).
 //!
 //! As a terminal shows it: `\r` returns to the line's start and later text overwrites it, EL
 //! (`CSI K`), cursor left/right (`CSI D`, `CSI C`, `CSI G`) and backspace act within the line,
@@ -32,7 +39,16 @@ mod prop_tests;
 #[cfg(test)]
 mod tests;
 
-pub use line::LINE_MAX_BYTES;
+pub use line::{HREF_MAX_BYTES, LINE_MAX_BYTES};
+
+/// A line's HTML is at most this many bytes per byte of the log that made it (its text, the
+/// escapes that styled it, the overwrites): so a log's HTML is at most this many times the log.
+pub const HTML_BYTES_PER_RAW_BYTE: usize = 32;
+/// A line's HTML is at most this many bytes per byte of its text, plus [`HTML_BYTES_PER_LINE`].
+pub const HTML_BYTES_PER_TEXT_BYTE: usize = 48;
+/// The markup a line's HTML may hold beyond [`HTML_BYTES_PER_TEXT_BYTE`] per byte of its text:
+/// room for a link of the longest href around a short text.
+pub const HTML_BYTES_PER_LINE: usize = 4096;
 
 use std::time::SystemTime;
 
@@ -138,6 +154,8 @@ struct Screen {
     pen: Style,
     /// The escaped `href` of the open OSC 8 hyperlink, if it is one we show.
     link: Option<String>,
+    /// The bytes of the log read since the current line began, which bound its HTML.
+    raw_bytes: usize,
     next_number: u64,
     done: Vec<Line>,
     finishing: bool,
@@ -147,7 +165,11 @@ impl Screen {
     fn take_line(&mut self) -> Line {
         let number = self.next_number;
         self.next_number += 1;
-        Line { number, html: self.line.take_html() }
+        let budget = std::cmp::min(
+            HTML_BYTES_PER_RAW_BYTE.saturating_mul(std::mem::take(&mut self.raw_bytes)),
+            HTML_BYTES_PER_TEXT_BYTE * self.line.text_bytes() + HTML_BYTES_PER_LINE,
+        );
+        Line { number, html: self.line.take_html(budget) }
     }
 
     fn write(&mut self, c: char) {
@@ -170,10 +192,18 @@ impl Perform for Screen {
 
     fn print_ascii(&mut self, text: &[u8]) {
         if self.link.is_some() || !self.line.append_ascii(text, self.pen) {
+            // Each byte counts for the line it lands on, after a split too.
             for &byte in text {
                 self.write(char::from(byte));
+                self.raw_bytes += 1;
             }
+        } else {
+            self.raw_bytes += text.len();
         }
+    }
+
+    fn consumed(&mut self) {
+        self.raw_bytes = self.raw_bytes.saturating_add(1);
     }
 
     fn control(&mut self, byte: u8) {

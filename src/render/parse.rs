@@ -31,6 +31,9 @@ pub(super) trait Perform {
     fn csi(&mut self, csi: &Csi);
     /// A complete OSC sequence whose payload fitted in `OSC_MAX_BYTES`.
     fn osc(&mut self, payload: &[u8]);
+    /// One byte was read outside a run of printable ASCII, after the action it caused (if any):
+    /// with [`Perform::print_ascii`]'s runs, every byte of the input is told once.
+    fn consumed(&mut self);
 }
 
 /// One CSI sequence: numeric parameters, which of them came after a `:`, and the final byte.
@@ -143,6 +146,7 @@ impl Parser {
             // A byte that ends a sequence it does not belong to is looked at again from the new
             // state; every such step lands in Ground or Escape, so this ends.
             while self.step(byte, p) {}
+            p.consumed();
             rest = after;
         }
     }

@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 
-use super::tests::{render, render_chunks};
-use super::{Line, Renderer};
+use super::tests::{amplification, render, render_chunks};
+use super::{Line, Renderer, line_markup};
 
 /// Pieces of a log: bytes biased toward what makes escapes, markup and line edits, and whole
 /// tokens that random bytes would rarely spell.
@@ -39,6 +39,64 @@ fn log_byte() -> impl Strategy<Value = u8> {
     ]
 }
 
+/// Pieces that try to make much HTML of few bytes: cursor jumps past the end, overwrites of
+/// every other cell, long hrefs, the most expensive style, on top of the pieces above.
+fn amplifying_piece() -> impl Strategy<Value = Vec<u8>> {
+    let href = format!("\x1b]8;;https://h.test/{}\x1b\\", "&".repeat(400));
+    let tokens: Vec<Vec<u8>> = vec![
+        b"\x1b[C".to_vec(),
+        b"\x1b[60000C".to_vec(),
+        b"\x1b[999G".to_vec(),
+        b"\r".to_vec(),
+        href.into_bytes(),
+        b"\x1b[1;2;3;4;9;7;38;2;1;2;3;48;2;4;5;6m".to_vec(),
+        b"\x1b[0m".to_vec(),
+        b"\"\"\"\"".to_vec(),
+    ];
+    prop_oneof![
+        2 => log_piece(),
+        2 => prop::sample::select(tokens),
+        1 => any::<u8>().prop_map(|b| vec![b]),
+    ]
+}
+
+/// The text a line's HTML shows, in bytes: what is left without tags and entities.
+fn text_len(html: &str) -> usize {
+    let mut len = 0;
+    let mut rest = html;
+    while let Some(c) = rest.chars().next() {
+        if c == '<' {
+            rest = &rest[rest.find('>').map_or(rest.len(), |i| i + 1)..];
+        } else if c == '&' {
+            rest = &rest[rest.find(';').map_or(rest.len(), |i| i + 1)..];
+            len += 1;
+        } else {
+            len += c.len_utf8();
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    len
+}
+
+/// Checks the bounds on the HTML of `bytes`: in all at most 32 times the bytes (and the page's
+/// markup at most 128 more per line), and each line at most a fixed multiple of its text.
+fn check_bounds(bytes: &[u8], lines: &[Line]) -> Result<(), TestCaseError> {
+    let html: usize = lines.iter().map(|l| l.html.len()).sum();
+    prop_assert!(html <= 32 * bytes.len(), "{} bytes of HTML from {} bytes", html, bytes.len());
+    let page: usize = lines.iter().map(|l| line_markup(l, std::time::UNIX_EPOCH).len()).sum();
+    prop_assert!(page <= 32 * bytes.len() + 128 * lines.len());
+    for line in lines {
+        let text = text_len(&line.html);
+        prop_assert!(
+            line.html.len() <= super::HTML_BYTES_PER_TEXT_BYTE * text + super::HTML_BYTES_PER_LINE,
+            "{} bytes of HTML for {} of text",
+            line.html.len(),
+            text
+        );
+    }
+    Ok(())
+}
+
 /// Feeds `bytes` in chunks of the given sizes (cycled).
 fn render_sized(bytes: &[u8], sizes: &[usize]) -> Vec<Line> {
     let mut r = Renderer::new();
@@ -53,6 +111,12 @@ fn render_sized(bytes: &[u8], sizes: &[usize]) -> Vec<Line> {
     }
     lines.extend(r.finish());
     lines
+}
+
+#[test]
+fn the_amplification_input_is_within_the_bounds() {
+    let bytes = amplification(2, super::HREF_MAX_BYTES);
+    check_bounds(&bytes, &render(&bytes)).unwrap();
 }
 
 proptest! {
@@ -72,6 +136,26 @@ proptest! {
                 return Err(TestCaseError::fail(format!("{e} in {:?}", line.html)));
             }
         }
+    }
+
+    #[test]
+    fn the_html_is_bounded_by_the_bytes_it_is_made_of(
+        pieces in prop::collection::vec(amplifying_piece(), 0..400),
+        sizes in prop::collection::vec(1usize..4096, 1..8),
+    ) {
+        let bytes = pieces.concat();
+        let lines = render_sized(&bytes, &sizes);
+        check_bounds(&bytes, &lines)?;
+        for line in &lines {
+            if let Err(e) = check_html(&line.html) {
+                return Err(TestCaseError::fail(format!("{e} in {:?}", line.html)));
+            }
+        }
+    }
+
+    #[test]
+    fn the_html_of_arbitrary_bytes_is_bounded(bytes in prop::collection::vec(any::<u8>(), 0..4096)) {
+        check_bounds(&bytes, &render(&bytes))?;
     }
 
     #[test]

@@ -351,3 +351,75 @@ fn whole_or_byte_by_byte_gives_the_same_lines() {
         assert_eq!(render_chunks(input, size), whole, "chunks of {size}");
     }
 }
+
+/// Issue 13's amplification: one OSC 8 link with an href of `href_bytes` over 8,000 cells, then
+/// `\r` and `ESC[C` overwrites of every other cell, `lines` times.
+pub(super) fn amplification(lines: usize, href_bytes: usize) -> Vec<u8> {
+    let filler = "a".repeat(href_bytes - 15);
+    let mut line = format!("\x1b]8;;https://x.test/{filler}\x1b\\").into_bytes();
+    line.extend([b'x'; 8000]);
+    line.extend(b"\x1b]8;;\x1b\\\r");
+    for _ in 0..4000 {
+        line.extend(b"y\x1b[C");
+    }
+    line.push(b'\n');
+    line.repeat(lines)
+}
+
+#[test]
+fn the_amplification_input_stays_within_32_times_its_bytes() {
+    // As the issue has it (4 KB: the href is dropped), and with the longest href that is kept.
+    for href_bytes in [4000, HREF_MAX_BYTES] {
+        let input = amplification(3, href_bytes);
+        let lines = render(&input);
+        assert_eq!(lines.len(), 3);
+        let html: usize = lines.iter().map(|l| l.html.len()).sum();
+        assert!(html <= 32 * input.len(), "{html} bytes of HTML from {} bytes", input.len());
+        for line in &lines {
+            assert!(line.html.matches("https://x.test/").count() <= 1, "the href is written again");
+            assert_eq!(line.html.matches('y').count(), 4000, "the text is all there");
+        }
+    }
+}
+
+#[test]
+fn a_link_interrupted_by_overwrites_writes_its_href_once() {
+    let out = one(b"\x1b]8;;https://x.test/\x1b\\abcd\x1b]8;;\x1b\\\rX\x1b[CY");
+    assert_eq!(out, "X<a href=\"https://x.test/\" rel=\"nofollow noopener\">b</a>Yd");
+}
+
+#[test]
+fn hrefs_over_2_kib_are_dropped() {
+    let link = |href: &str| format!("\x1b]8;;{href}\x1b\\t\x1b]8;;\x1b\\").into_bytes();
+    let longest = format!("https://x.test/{}", "a".repeat(2048 - 15));
+    assert_eq!(longest.len(), 2048);
+    assert!(one(&link(&longest)).starts_with("<a href="));
+    assert_eq!(one(&link(&format!("{longest}a"))), "t");
+    // The limit is on the href as written: escaping counts.
+    assert_eq!(one(&link(&format!("https://x.test/{}", "&".repeat(500)))), "t");
+}
+
+#[test]
+fn a_line_made_mostly_of_cursor_jumps_does_not_grow_past_its_bytes() {
+    let input = b"\x1b[60000Cx\n".repeat(100);
+    let lines = render(&input);
+    assert_eq!(lines.len(), 100);
+    let html: usize = lines.iter().map(|l| l.html.len()).sum();
+    assert!(html <= 32 * input.len(), "{html} bytes of HTML from {} bytes", input.len());
+    assert!(lines.iter().all(|l| l.html.ends_with('x')), "{:?}", lines[0]);
+}
+
+#[test]
+fn styled_cells_in_alternation_fall_back_to_plain_text_within_the_bound() {
+    // Two of the most expensive styles, one cell each in turn: over 32 times the bytes.
+    let (first, second) =
+        ("\x1b[1;2;3;4;9;7;38;2;1;2;3;48;2;4;5;6m", "\x1b[0;1;2;3;4;9;38;2;7;8;9;48;2;1;1;1m");
+    let mut input = format!("{first}{}\r{second}", "a".repeat(8000)).into_bytes();
+    for _ in 0..4000 {
+        input.extend(b"b\x1b[C");
+    }
+    input.push(b'\n');
+    let out = one(&input);
+    assert!(out.len() <= 32 * input.len(), "{} bytes from {}", out.len(), input.len());
+    assert_eq!(out, "ba".repeat(4000), "the text is all there");
+}

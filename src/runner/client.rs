@@ -106,7 +106,7 @@ impl RunnerClient {
 
     pub async fn info(&mut self) -> Result<RunnerInfo, RunnerError> {
         let response = self.inner.info(proto::InfoRequest {}).await?;
-        Ok(convert::info_from_proto(response.into_inner()))
+        convert::info_from_proto(response.into_inner()).map_err(RunnerError::Protocol)
     }
 
     pub async fn run(&mut self, spec: &RunSpec) -> Result<RunEvents, RunnerError> {

@@ -4,11 +4,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::proto;
-use crate::core::fields::{MAX_CHECK_TIMEOUT, normalise_dir};
+use crate::core::fields::{MAX_CHECK_TIMEOUT, is_env_name, normalise_dir};
 use crate::core::run::Finished;
+use crate::core::runner_info::check_info;
 use crate::core::thunk::is_full_commit;
 use crate::core::{Command, EventContext, Outcome, OutputStream, RunEvent, RunnerInfo, Thunk};
 use crate::exec::RunSpec;
+use crate::exec::secrets::SERVER_EVENT_KINDS;
 
 pub fn unix_ms(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
@@ -70,7 +72,20 @@ pub fn run_spec(request: proto::RunRequest) -> Result<RunSpec, String> {
         return Err("thunk.timeout_ms must be more than 0 and at most 7 days".into());
     }
     let dir = normalise_dir(if thunk.dir.is_empty() { "." } else { &thunk.dir })?;
-    let event = request.event.unwrap_or_default();
+    if let Some(name) = thunk.env.keys().chain(&thunk.secrets).find(|n| !is_env_name(n)) {
+        return Err(format!("thunk: {name:?} is not a variable name"));
+    }
+    let event = request.event.ok_or("the request has no event")?;
+    // The event decides which secrets a run gets: one the server does not send, `local` (which
+    // gets them all) above all, never comes from the wire.
+    if !SERVER_EVENT_KINDS.contains(&event.kind.as_str()) {
+        return Err(format!(
+            "event.kind {:?} is not an event a server sends ({}); local runs are made by `tether \
+             run` only",
+            event.kind.chars().take(64).collect::<String>(),
+            SERVER_EVENT_KINDS.join(", ")
+        ));
+    }
     Ok(RunSpec {
         thunk: Thunk {
             check: thunk.check,
@@ -185,8 +200,16 @@ pub fn info_to_proto(info: RunnerInfo) -> proto::InfoResponse {
     }
 }
 
-pub fn info_from_proto(info: proto::InfoResponse) -> RunnerInfo {
-    RunnerInfo {
+/// A runner's `Info` off the wire, every field checked; the error names the field.
+pub fn info_from_proto(info: proto::InfoResponse) -> Result<RunnerInfo, String> {
+    if info.protocol_version != super::PROTOCOL_VERSION {
+        return Err(format!(
+            "Info: protocol_version {} is not {}, the version of tether.runner.v1",
+            info.protocol_version,
+            super::PROTOCOL_VERSION
+        ));
+    }
+    let info = RunnerInfo {
         name: info.name,
         os: info.os,
         arch: info.arch,
@@ -195,7 +218,9 @@ pub fn info_from_proto(info: proto::InfoResponse) -> RunnerInfo {
         runs_in_flight: info.runs_in_flight,
         version: info.version,
         protocol_version: info.protocol_version,
-    }
+    };
+    check_info(&info).map_err(|e| format!("Info: {e}"))?;
+    Ok(info)
 }
 
 #[cfg(test)]
@@ -245,6 +270,56 @@ mod tests {
         let mut request = run_request(&spec());
         request.thunk.as_mut().unwrap().command = None;
         assert!(run_spec(request).unwrap_err().contains("thunk.command"));
+        let mut request = run_request(&spec());
+        request.thunk.as_mut().unwrap().env.insert("A=B".into(), "x".into());
+        assert!(run_spec(request).unwrap_err().contains("\"A=B\" is not a variable name"));
+        let mut request = run_request(&spec());
+        request.thunk.as_mut().unwrap().secrets.push("X\nY".into());
+        assert!(run_spec(request).unwrap_err().contains("is not a variable name"));
+    }
+
+    #[test]
+    fn local_and_unknown_event_kinds_are_refused() {
+        for kind in ["local", "LOCAL", "", "deployment_status", "push "] {
+            let mut request = run_request(&spec());
+            request.event.as_mut().unwrap().kind = kind.into();
+            let error = run_spec(request).unwrap_err();
+            assert!(error.contains("is not an event a server sends"), "{kind}: {error}");
+        }
+        let mut request = run_request(&spec());
+        request.event = None;
+        assert_eq!(run_spec(request).unwrap_err(), "the request has no event");
+        for kind in SERVER_EVENT_KINDS {
+            let mut request = run_request(&spec());
+            request.event.as_mut().unwrap().kind = kind.to_string();
+            assert_eq!(run_spec(request).unwrap().event.kind, *kind);
+        }
+    }
+
+    #[test]
+    fn info_off_the_wire_is_checked_field_by_field() {
+        let good = || {
+            info_to_proto(RunnerInfo {
+                name: "laptop".into(),
+                os: "linux".into(),
+                arch: "amd64".into(),
+                labels: vec!["gpu".into()],
+                capacity: 2,
+                runs_in_flight: 0,
+                version: "0.1.0".into(),
+                protocol_version: 1,
+            })
+        };
+        assert_eq!(info_from_proto(good()).unwrap().name, "laptop");
+        let mut bad = good();
+        bad.name = "-rf".into();
+        assert!(info_from_proto(bad).unwrap_err().starts_with("Info: name:"));
+        let mut bad = good();
+        bad.labels = vec!["x".into(); 20_002];
+        assert!(info_from_proto(bad).unwrap_err().starts_with("Info: labels: 20002 labels"));
+        let mut bad = good();
+        bad.protocol_version = 0;
+        assert!(info_from_proto(bad).unwrap_err().contains("protocol_version 0"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! stream of connections another module accepts (such as forwarded SSH channels).
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -17,7 +18,7 @@ use tonic::transport::server::Connected;
 
 use super::service::RunnerService;
 
-/// `--listen PATH` or `--listen tcp:HOST:PORT`.
+/// `--listen PATH` or `--listen tcp:HOST:PORT`; a TCP address is a loopback one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     Unix(PathBuf),
@@ -29,12 +30,28 @@ impl FromStr for ListenAddr {
 
     fn from_str(text: &str) -> Result<ListenAddr, String> {
         match text.strip_prefix("tcp:") {
-            Some(addr) if addr.rsplit_once(':').is_some() => Ok(ListenAddr::Tcp(addr.to_string())),
-            Some(_) => Err(format!("`{text}`: write a TCP address as tcp:HOST:PORT")),
+            Some(addr) => match addr.rsplit_once(':') {
+                Some((host, _)) => {
+                    let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>();
+                    match ip {
+                        Ok(ip) if !ip.is_loopback() => Err(not_loopback(addr)),
+                        _ => Ok(ListenAddr::Tcp(addr.to_string())),
+                    }
+                }
+                None => Err(format!("`{text}`: write a TCP address as tcp:HOST:PORT")),
+            },
             None if text.is_empty() => Err("the listen path is empty".into()),
             None => Ok(ListenAddr::Unix(PathBuf::from(text))),
         }
     }
+}
+
+/// Why a TCP address other than loopback is refused.
+fn not_loopback(addr: &str) -> String {
+    format!(
+        "tcp:{addr}: a runner listens on TCP on loopback only (127.0.0.1 or [::1]), as whoever \
+         connects runs code as you; reach it from elsewhere through `ssh -R`, or use --listen PATH"
+    )
 }
 
 /// A bound listener, ready to serve.
@@ -50,11 +67,21 @@ impl ListenAddr {
     pub async fn bind(&self) -> anyhow::Result<Bound> {
         match self {
             ListenAddr::Tcp(addr) => {
-                let listener =
-                    TcpListener::bind(addr).await.with_context(|| format!("binding tcp:{addr}"))?;
-                if !listener.local_addr()?.ip().is_loopback() {
-                    tracing::warn!(%addr, "the runner listens on a non-loopback address: anyone who reaches it can run code as this user");
+                let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr.as_str())
+                    .await
+                    .with_context(|| format!("resolving tcp:{addr}"))?
+                    .collect();
+                if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+                    bail!(not_loopback(addr));
                 }
+                let listener = TcpListener::bind(&addrs[..])
+                    .await
+                    .with_context(|| format!("binding tcp:{addr}"))?;
+                tracing::warn!(
+                    "every local user can connect to tcp:{} and run code as you: prefer \
+                     --listen PATH, a Unix socket only you can use",
+                    listener.local_addr()?
+                );
                 Ok(Bound::Tcp(listener))
             }
             ListenAddr::Unix(path) => {
@@ -202,6 +229,7 @@ mod tests {
             max_runs: 1,
             secrets: Default::default(),
             engine: None,
+            pass_env: vec![],
         })
         .unwrap();
         let identity = RunnerIdentity { name: "piped".into(), labels: vec![] };
@@ -227,5 +255,21 @@ mod tests {
         drop(client);
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn tcp_is_loopback_only() {
+        for addr in ["tcp:127.0.0.1:0", "tcp:[::1]:0", "tcp:localhost:0"] {
+            assert!(matches!(addr.parse::<ListenAddr>(), Ok(ListenAddr::Tcp(_))), "{addr}");
+        }
+        for addr in ["tcp:0.0.0.0:7000", "tcp:[::]:7000", "tcp:192.168.1.2:7000"] {
+            let error = addr.parse::<ListenAddr>().unwrap_err();
+            assert!(error.contains("on loopback only"), "{addr}: {error}");
+        }
+        let bound = "tcp:localhost:0".parse::<ListenAddr>().unwrap().bind().await.unwrap();
+        assert!(
+            bound.describe().starts_with("tcp:127.0.0.1:")
+                || bound.describe().starts_with("tcp:[::1]:")
+        );
     }
 }

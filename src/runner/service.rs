@@ -119,6 +119,7 @@ mod tests {
             max_runs: 1,
             secrets: Default::default(),
             engine: None,
+            pass_env: vec![],
         })
         .unwrap();
         executor.close();

@@ -46,19 +46,23 @@ async fn start_paused_run(world: &World) -> String {
 
 /// One Server-Sent Event.
 #[derive(Debug, Default)]
-struct SseEvent {
-    id: Option<String>,
-    event: Option<String>,
-    data: String,
+pub(crate) struct SseEvent {
+    pub(crate) id: Option<String>,
+    pub(crate) event: Option<String>,
+    pub(crate) data: String,
 }
 
 /// A raw HTTP/1.0 client reading an event stream as it comes.
-struct SseReader {
+pub(crate) struct SseReader {
     lines: Lines<BufReader<TcpStream>>,
 }
 
 impl SseReader {
-    async fn open(server: &TetherServer, path: &str, last_event_id: Option<&str>) -> SseReader {
+    pub(crate) async fn open(
+        server: &TetherServer,
+        path: &str,
+        last_event_id: Option<&str>,
+    ) -> SseReader {
         let host = server.http_url.trim_start_matches("http://");
         let mut stream = TcpStream::connect(host).await.unwrap();
         let resume = last_event_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
@@ -83,7 +87,7 @@ impl SseReader {
     }
 
     /// The next event (keep-alive comments skipped), or `None` when the server closed.
-    async fn next(&mut self) -> Option<SseEvent> {
+    pub(crate) async fn next(&mut self) -> Option<SseEvent> {
         let mut event = SseEvent::default();
         let mut any = false;
         loop {

@@ -85,3 +85,33 @@ async fn a_bad_tether_toml_or_unknown_check_exits_2_naming_it() {
     assert_eq!(code, 2);
     assert!(stderr.contains("no check named `nope`"), "{stderr}");
 }
+
+#[tokio::test]
+async fn short_secrets_are_refused_by_name() {
+    let repo = Repo::new();
+    repo.commit(&[("tether.toml", b"[checks.c]\nrun = \"true\"\nsecrets = [\"PIN\"]\n")], "one");
+    let secrets = repo.path().join(".git/secrets.toml");
+    std::fs::write(&secrets, "PIN = \"123\"\nLONG = \"long enough\"\n").unwrap();
+    let (code, stdout, stderr) = tether_run(&repo, &["--secrets", secrets.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stderr.contains("PIN shorter than 4 bytes"), "{stderr}");
+    assert!(!stderr.contains("123") && !stderr.contains("LONG"), "{stderr}");
+}
+
+#[tokio::test]
+async fn checks_get_a_clean_environment_and_what_pass_env_adds() {
+    let repo = Repo::new();
+    let toml = b"[checks.c]\nrun = \"echo [$SSH_AUTH_SOCK] [$MY_PROXY] [$TERM]\"\n";
+    repo.commit(&[("tether.toml", toml)], "one");
+    let output = std::process::Command::new(TETHER)
+        .args(["run", "--pass-env", "MY_PROXY", "--work-dir"])
+        .arg(repo.path().join(".git/tether-work"))
+        .current_dir(repo.path())
+        .env("SSH_AUTH_SOCK", "/tmp/agent.sock")
+        .env("MY_PROXY", "http://proxy:3128")
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("c | [] [http://proxy:3128] []"), "{stdout}");
+}

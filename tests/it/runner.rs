@@ -243,7 +243,17 @@ async fn a_failed_checkout_says_why() {
 async fn an_image_without_a_container_engine_fails_clearly() {
     let repo = Repo::new();
     let commit = repo.commit(&[("README", b"hi")], "one");
-    let runner = Runner::start_with_env(&[], &[("PATH", "/usr/bin:/bin")]).await;
+    // A PATH with git and sh only: this machine may have podman in /usr/bin.
+    let bin = tempfile::tempdir().unwrap();
+    for program in ["git", "sh"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .unwrap();
+        let target = String::from_utf8(found.stdout).unwrap();
+        std::os::unix::fs::symlink(target.trim(), bin.path().join(program)).unwrap();
+    }
+    let runner = Runner::start_with_env(&[], &[("PATH", bin.path().to_str().unwrap())]).await;
     let mut spec = spec(&repo.file_url(), &commit, script("true"));
     spec.thunk.image = Some("rust:1.82".into());
     let run = run_to_end(&runner, &spec).await.unwrap();
@@ -272,32 +282,110 @@ async fn a_container_engine_that_does_not_answer_fails_clearly() {
     assert!(message.contains("Is the docker daemon running?"), "{message}");
 }
 
+/// A stand-in `docker` that records, in `$RECORD` (from the runner's own environment), its argv,
+/// its environment, the env file and its mode; writes the container id; then says whether the
+/// env file is gone while the "container" runs.
+const RECORDING_DOCKER: &str = r#"[ "$1" = info ] && exit 0
+printf '%s\n' "$@" > "$RECORD/argv"
+env > "$RECORD/env"
+while [ $# -gt 0 ]; do
+  case "$1" in --env-file) env_file=$2; shift;; --cidfile) cid_file=$2; shift;; esac
+  shift
+done
+cp "$env_file" "$RECORD/env-file"
+stat -c %a "$env_file" > "$RECORD/env-file-mode"
+echo 0123abcd > "$cid_file"
+i=0; while [ -e "$env_file" ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i+1)); done
+[ -e "$env_file" ] && echo "env file still there" || echo "env file removed"
+"#;
+
 #[tokio::test]
-async fn an_image_runs_through_the_engine_with_the_checkout_mounted() {
+async fn an_image_runs_through_the_engine_with_its_env_in_a_private_file() {
     let repo = Repo::new();
     let commit = repo.commit(&[("sub/x", b"hi")], "one");
-    // A stand-in `docker` that prints the command it was given and the env values it would pass.
     let bin = tempfile::tempdir().unwrap();
-    let fake = "[ \"$1\" = info ] && exit 0\necho \"argv: $*\"\necho \"token: $TOKEN\"\n";
-    fake_program(bin.path(), "docker", fake);
+    fake_program(bin.path(), "docker", RECORDING_DOCKER);
+    let record = bin.path().join("record");
+    std::fs::create_dir(&record).unwrap();
     let path = format!("{}:/usr/bin:/bin", bin.path().display());
     let secrets = bin.path().join("secrets.toml");
     std::fs::write(&secrets, "TOKEN = \"tok-123456\"\n").unwrap();
+    let runner_env = [
+        ("PATH", path.as_str()),
+        ("RECORD", record.to_str().unwrap()),
+        ("DOCKER_HOST", "unix:///run/owner/docker.sock"),
+    ];
     let runner =
-        Runner::start_with_env(&["--secrets", secrets.to_str().unwrap()], &[("PATH", &path)]).await;
+        Runner::start_with_env(&["--secrets", secrets.to_str().unwrap()], &runner_env).await;
     let mut spec = spec(&repo.file_url(), &commit, script("make test"));
     spec.thunk.image = Some("rust:1.82".into());
     spec.thunk.dir = "sub".into();
     spec.thunk.secrets = vec!["TOKEN".into()];
+    spec.thunk.env.insert("LD_PRELOAD".into(), "/nonexistent/evil.so".into());
+    spec.thunk.env.insert("DOCKER_HOST".into(), "tcp://evil.example:2375".into());
     let run = run_to_end(&runner, &spec).await.unwrap();
-    let out = run.stdout();
-    let argv = out.lines().next().unwrap();
-    assert!(argv.starts_with("argv: run --rm --init"), "{out}");
-    assert!(argv.contains(":/workspace --workdir /workspace/sub"), "{out}");
-    assert!(
-        argv.contains("--env TOKEN") && argv.ends_with("-- rust:1.82 sh -ec make test"),
-        "{out}"
-    );
-    assert!(!argv.contains("tok-123456"));
-    assert_eq!(out.lines().nth(1), Some("token: ***"));
+    assert_eq!(run.stdout(), "env file removed\n", "{run:?}");
+    let read = |name: &str| std::fs::read_to_string(record.join(name)).unwrap();
+
+    let argv = read("argv").replace('\n', " ");
+    assert!(argv.starts_with("run --rm --init"), "{argv}");
+    assert!(argv.contains(":/workspace --workdir /workspace/sub"), "{argv}");
+    assert!(argv.contains("--env-file ") && argv.ends_with("-- rust:1.82 sh -ec make test "));
+    assert!(!argv.contains("--env ") && !argv.contains("tok-123456"), "{argv}");
+    // docker runs with the runner's own environment, and nothing of the check's.
+    let docker_env = read("env");
+    assert!(docker_env.contains("DOCKER_HOST=unix:///run/owner/docker.sock"), "{docker_env}");
+    for leak in ["LD_PRELOAD", "evil", "tok-123456", "TOKEN=", "TETHER_CHECK"] {
+        assert!(!docker_env.contains(leak), "docker's environment has {leak}: {docker_env}");
+    }
+    // The check's variables go into the container, through a file only the runner can read.
+    let env_file = read("env-file");
+    for variable in [
+        "TOKEN=tok-123456",
+        "LD_PRELOAD=/nonexistent/evil.so",
+        "DOCKER_HOST=tcp://evil.example:2375",
+        "CI=true",
+        "TETHER_CHECK=test",
+    ] {
+        assert!(env_file.lines().any(|l| l == variable), "{variable} not in {env_file}");
+    }
+    assert!(!env_file.contains("PATH=") && !env_file.contains("RECORD="), "{env_file}");
+    assert_eq!(read("env-file-mode").trim(), "600");
+    assert_eq!(std::fs::read_dir(runner.work_dir.join("runs")).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn a_check_gets_a_clean_environment_and_what_pass_env_adds() {
+    let repo = Repo::new();
+    let commit = repo.commit(&[("README", b"hi")], "one");
+    let runner_env = [
+        ("SSH_AUTH_SOCK", "/tmp/agent.sock"),
+        ("GITHUB_TOKEN", "ghp_runnertoken"),
+        ("TERM", "xterm-256color"),
+        ("LD_LIBRARY_PATH", "/opt/owner/lib"),
+        ("LC_ALL", "C.UTF-8"),
+        ("TZ", "UTC"),
+        ("HTTP_PROXY", "http://proxy.example:3128"),
+    ];
+    let runner = Runner::start_with_env(&["--pass-env", "HTTP_PROXY"], &runner_env).await;
+    let mut spec = spec(&repo.file_url(), &commit, script("env"));
+    spec.thunk.env.insert("GREETING".into(), "hello".into());
+    let run = run_to_end(&runner, &spec).await.unwrap();
+    assert_eq!(run.outcome(), &Outcome::Exited(0), "{run:?}");
+    let env = run.stdout();
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+    for leak in ["SSH_AUTH_SOCK", "GITHUB_TOKEN", "TERM", "LD_LIBRARY_PATH", "TETHER_LOG"] {
+        assert!(!names.contains(&leak), "the check got {leak}: {env}");
+    }
+    for given in [
+        "LC_ALL=C.UTF-8",
+        "TZ=UTC",
+        "HTTP_PROXY=http://proxy.example:3128",
+        "GREETING=hello",
+        "CI=true",
+        "TETHER_CHECK=test",
+    ] {
+        assert!(env.lines().any(|l| l == given), "{given} not in {env}");
+    }
+    assert!(names.contains(&"PATH") && names.contains(&"HOME"), "{env}");
 }

@@ -81,7 +81,6 @@ impl TetherServer {
     }
 
     /// The server's process id, for `/proc/{pid}/status`.
-    #[allow(dead_code)] // for the benches; no test needs it
     pub fn pid(&self) -> u32 {
         self.child.id().expect("tether serve is running")
     }

@@ -160,6 +160,11 @@ impl World {
 
     /// Connects `login`'s runner named `laptop` with `ssh -R`, and waits until the server has it.
     pub async fn connect_runner_of(&self, login: &str) -> Connected {
+        self.connect_runner_with(login, &[]).await
+    }
+
+    /// Connects `login`'s runner named `laptop`, started with these extra flags.
+    pub async fn connect_runner_with(&self, login: &str, extra: &[&str]) -> Connected {
         let before = self.server.runners().await.len();
         // The runner fetches GitHub's clone URLs from the local repository instead.
         let git_config = self.dir.path().join("gitconfig");
@@ -169,7 +174,8 @@ impl World {
         );
         std::fs::write(&git_config, redirect).unwrap();
         let env = [("GIT_CONFIG_GLOBAL", git_config.to_str().unwrap())];
-        let runner = Runner::start_with_env(&["--name", "laptop"], &env).await;
+        let args = [["--name", "laptop"].as_slice(), extra].concat();
+        let runner = Runner::start_with_env(&args, &env).await;
         let forward = format!("/laptop:{}", runner.socket.display());
         let index = USERS.iter().position(|(l, _)| *l == login).unwrap();
         let known_hosts = self.dir.path().join(format!("known_hosts-{login}"));

@@ -55,9 +55,7 @@ impl ForwardTarget {
 
 /// Runner names: what a person would type, and what fits in a path segment.
 pub fn is_runner_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    crate::core::runner_info::is_runner_name(name)
 }
 
 /// Registers the runner behind a new forward, in the background.
