@@ -8,6 +8,7 @@ mod fake_github;
 mod flows;
 mod gateway;
 mod gateway_connect;
+mod gateway_forwards;
 mod git_http;
 mod github;
 mod github_app;
