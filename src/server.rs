@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::engine::live::LiveLogs;
 use crate::engine::{Engine, EngineConfig};
-use crate::github::{AppCredentials, GitHub};
+use crate::github::{AppCredentials, GitHub, UserLookups};
 use crate::http::setup::Setup;
 use crate::http::{self, AppState};
 use crate::logs::LogStore;
@@ -60,12 +60,15 @@ struct Parts {
     logs: LogStore,
     live: LiveLogs,
     config: ServerConfig,
+    /// Logins' look-ups, switched to the app's credentials with the engine.
+    lookups: Arc<UserLookups>,
 }
 
 impl Parts {
     fn engine(&self, app: AppCredentials) -> anyhow::Result<Engine> {
         let github = GitHub::with_app(&self.config.github_api_url, app)
             .context("configuring the GitHub App")?;
+        self.lookups.use_app(github.clone());
         let (store, gateway, logs) = (self.store.clone(), self.gateway.clone(), self.logs.clone());
         let (live, config) = (self.live.clone(), self.config.engine.clone());
         Ok(Engine::new(store, github, gateway, logs, live, config))
@@ -116,8 +119,10 @@ impl Server {
         let host_key = HostKey::load_or_create(&dir.join(HOST_KEY_FILE))?;
         let github =
             GitHub::new(&config.github_api_url).context("configuring the GitHub client")?;
-        let keyring = Keyring::new(Arc::new(github.clone()));
-        let gateway = Gateway::new(store.clone(), keyring, Some(github));
+        // Anonymous until an app is configured, below or later by `/setup`.
+        let lookups = Arc::new(UserLookups::new(github));
+        let keyring = Keyring::new(lookups.clone());
+        let gateway = Gateway::new(store.clone(), keyring, Some(lookups.clone()));
         let logs = LogStore::open(config.blobs.as_deref(), dir)?;
         let saved = SavedApp::load(dir)?;
         let (app, webhook_secret) = match (&config.github_app, saved) {
@@ -134,6 +139,7 @@ impl Server {
             logs: logs.clone(),
             live: LiveLogs::default(),
             config: config.clone(),
+            lookups,
         };
         let engine = app.map(|app| parts.engine(app)).transpose()?;
         let live = parts.live.clone();

@@ -9,6 +9,7 @@ mod flows;
 mod gateway;
 mod gateway_connect;
 mod gateway_forwards;
+mod gateway_keys;
 mod git_http;
 mod github;
 mod github_app;

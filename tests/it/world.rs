@@ -73,6 +73,11 @@ impl World {
         World { github, server, repo: Repo::new(), keys, dir }
     }
 
+    /// The SSH key of one of [`USERS`].
+    pub fn key(&self, login: &str) -> &SshKey {
+        &self.keys[USERS.iter().position(|(l, _)| *l == login).expect("a user of the world")]
+    }
+
     /// Stops the server with SIGTERM and starts it again on the same data dir and flags.
     pub async fn restart(self) -> World {
         let World { github, server, repo, keys, dir } = self;
