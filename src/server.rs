@@ -13,11 +13,11 @@ use crate::engine::live::LiveLogs;
 use crate::engine::{Engine, EngineConfig};
 use crate::github::{AppCredentials, GitHub, UserLookups};
 use crate::http::setup::Setup;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpLimits};
 use crate::logs::LogStore;
 use crate::setup::SavedApp;
 use crate::ssh::host_key::HostKey;
-use crate::ssh::server::{Gateway, Keyring};
+use crate::ssh::server::{Gateway, Keyring, SshLimits};
 use crate::store::Store;
 
 /// The SQLite file inside the data dir.
@@ -36,6 +36,10 @@ pub struct ServerConfig {
     /// `--blobs`; `None` for `file://` under the data dir.
     pub blobs: Option<String>,
     pub engine: EngineConfig,
+    /// What bounds SSH connections before they log in.
+    pub ssh_limits: SshLimits,
+    /// What bounds HTTP connections.
+    pub http_limits: HttpLimits,
 }
 
 /// An opened server, ready to run.
@@ -163,13 +167,16 @@ impl Server {
             Some(engine) => engine.spawn(state.deliveries.clone()),
             None => state.setup = Some(self.parts.setup(state.deliveries.clone())?),
         }
+        let (ssh_limits, http_limits) =
+            (self.parts.config.ssh_limits, self.parts.config.http_limits);
         let mut ssh_task = tokio::spawn(crate::ssh::server::serve(
             ssh,
             self.host_key,
             self.gateway,
+            ssh_limits,
             stopped(stop_rx.clone()),
         ));
-        let mut http_task = tokio::spawn(http::serve(http, state, stopped(stop_rx)));
+        let mut http_task = tokio::spawn(http::serve(http, state, http_limits, stopped(stop_rx)));
         let early = tokio::select! {
             () = shutdown => None,
             result = &mut ssh_task => Some(("ssh", result)),

@@ -4,6 +4,7 @@
 mod browser;
 mod checks;
 mod connect;
+mod data_files;
 mod fake_github;
 mod flows;
 mod gateway;
@@ -15,6 +16,7 @@ mod github;
 mod github_app;
 mod github_repos;
 mod harness;
+mod limits;
 mod live;
 mod local_run;
 mod log_pages;

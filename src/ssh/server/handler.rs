@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use russh::keys::PublicKey;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::forward::{self, ForwardTarget};
 use super::{Gateway, MAX_FORWARDS_PER_SESSION, MAX_SESSIONS_PER_USER};
@@ -22,6 +23,8 @@ pub struct ConnectionHandler {
     peer: SocketAddr,
     login: Option<String>,
     authenticated: Arc<AtomicBool>,
+    /// The connection's place among those not logged in yet, given back at login.
+    unauthenticated: Option<OwnedSemaphorePermit>,
     /// The forwards this session registered and has not cancelled: what the cap counts.
     forwards: HashSet<ForwardTarget>,
     /// Port numbers handed out for `tcpip-forward` with port 0; nothing is ever bound.
@@ -29,13 +32,19 @@ pub struct ConnectionHandler {
 }
 
 impl ConnectionHandler {
-    pub fn new(gateway: Gateway, session_id: String, peer: SocketAddr) -> ConnectionHandler {
+    pub fn new(
+        gateway: Gateway,
+        session_id: String,
+        peer: SocketAddr,
+        unauthenticated: OwnedSemaphorePermit,
+    ) -> ConnectionHandler {
         ConnectionHandler {
             gateway,
             session_id,
             peer,
             login: None,
             authenticated: Arc::default(),
+            unauthenticated: Some(unauthenticated),
             forwards: HashSet::new(),
             next_port: FIRST_ASSIGNED_PORT,
         }
@@ -115,6 +124,7 @@ impl russh::server::Handler for ConnectionHandler {
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
         let login = self.login.clone().unwrap_or_default();
         self.authenticated.store(true, Ordering::SeqCst);
+        self.unauthenticated = None;
         self.gateway.session_started(&self.session_id, &login, session.handle());
         tracing::info!(login, peer = %self.peer, session = %self.session_id, "logged in");
         Ok(())
