@@ -71,15 +71,23 @@ impl UserLookups {
             let anonymous = github.api.clone();
             return Ok((github, anonymous));
         }
-        let mut installation = self.installation.lock().await;
-        let id = match *installation {
-            Some(id) => id,
-            None => *installation.insert(first_installation(&github).await.map_err(unavailable)?),
+        let id = {
+            // Held while the installations are listed, so that concurrent logins list them once.
+            let mut installation = self.installation.lock().await;
+            match *installation {
+                Some(id) => id,
+                None => {
+                    *installation.insert(first_installation(&github).await.map_err(unavailable)?)
+                }
+            }
         };
         match github.installation(id).await {
             Ok(client) => Ok((github, client)),
             Err(e) => {
-                *installation = None;
+                let mut installation = self.installation.lock().await;
+                if *installation == Some(id) {
+                    *installation = None;
+                }
                 Err(unavailable(e))
             }
         }
