@@ -61,7 +61,10 @@ pub async fn run() -> anyhow::Result<Vec<Row>> {
     let host_key = HostKey::load_or_create(&dir.path().join("host_key"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
-    tokio::spawn(tether::ssh::server::serve(listener, host_key, gateway, std::future::pending()));
+    let limits = tether::ssh::server::SshLimits::default();
+    let serve =
+        tether::ssh::server::serve(listener, host_key, gateway, limits, std::future::pending());
+    tokio::spawn(serve);
 
     let rates = handshake_rates(&addr, Arc::new(client_key)).await;
     let mut rows = vec![Row::new(

@@ -45,6 +45,8 @@ async fn start_server(
             queue_ttl: DEFAULT_QUEUE_TTL,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
         },
+        ssh_limits: Default::default(),
+        http_limits: Default::default(),
     };
     let server = Server::open(&config).await?;
     let ssh = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -11,6 +11,7 @@ pub mod github;
 pub mod http;
 pub mod logs;
 pub mod metrics;
+pub mod net;
 pub mod render;
 pub mod runner;
 pub mod server;

@@ -11,13 +11,13 @@ use tokio::net::TcpListener;
 
 use crate::engine::live::LiveLogs;
 use crate::engine::{Engine, EngineConfig};
-use crate::github::{AppCredentials, GitHub};
+use crate::github::{AppCredentials, GitHub, UserLookups};
 use crate::http::setup::Setup;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, HttpLimits};
 use crate::logs::LogStore;
 use crate::setup::SavedApp;
 use crate::ssh::host_key::HostKey;
-use crate::ssh::server::{Gateway, Keyring};
+use crate::ssh::server::{Gateway, Keyring, SshLimits};
 use crate::store::Store;
 
 /// The SQLite file inside the data dir.
@@ -36,6 +36,10 @@ pub struct ServerConfig {
     /// `--blobs`; `None` for `file://` under the data dir.
     pub blobs: Option<String>,
     pub engine: EngineConfig,
+    /// What bounds SSH connections before they log in.
+    pub ssh_limits: SshLimits,
+    /// What bounds HTTP connections.
+    pub http_limits: HttpLimits,
 }
 
 /// An opened server, ready to run.
@@ -60,12 +64,15 @@ struct Parts {
     logs: LogStore,
     live: LiveLogs,
     config: ServerConfig,
+    /// Logins' look-ups, switched to the app's credentials with the engine.
+    lookups: Arc<UserLookups>,
 }
 
 impl Parts {
     fn engine(&self, app: AppCredentials) -> anyhow::Result<Engine> {
         let github = GitHub::with_app(&self.config.github_api_url, app)
             .context("configuring the GitHub App")?;
+        self.lookups.use_app(github.clone());
         let (store, gateway, logs) = (self.store.clone(), self.gateway.clone(), self.logs.clone());
         let (live, config) = (self.live.clone(), self.config.engine.clone());
         Ok(Engine::new(store, github, gateway, logs, live, config))
@@ -116,8 +123,10 @@ impl Server {
         let host_key = HostKey::load_or_create(&dir.join(HOST_KEY_FILE))?;
         let github =
             GitHub::new(&config.github_api_url).context("configuring the GitHub client")?;
-        let keyring = Keyring::new(Arc::new(github.clone()));
-        let gateway = Gateway::new(store.clone(), keyring, Some(github));
+        // Anonymous until an app is configured, below or later by `/setup`.
+        let lookups = Arc::new(UserLookups::new(github));
+        let keyring = Keyring::new(lookups.clone());
+        let gateway = Gateway::new(store.clone(), keyring, Some(lookups.clone()));
         let logs = LogStore::open(config.blobs.as_deref(), dir)?;
         let saved = SavedApp::load(dir)?;
         let (app, webhook_secret) = match (&config.github_app, saved) {
@@ -134,6 +143,7 @@ impl Server {
             logs: logs.clone(),
             live: LiveLogs::default(),
             config: config.clone(),
+            lookups,
         };
         let engine = app.map(|app| parts.engine(app)).transpose()?;
         let live = parts.live.clone();
@@ -157,13 +167,16 @@ impl Server {
             Some(engine) => engine.spawn(state.deliveries.clone()),
             None => state.setup = Some(self.parts.setup(state.deliveries.clone())?),
         }
+        let (ssh_limits, http_limits) =
+            (self.parts.config.ssh_limits, self.parts.config.http_limits);
         let mut ssh_task = tokio::spawn(crate::ssh::server::serve(
             ssh,
             self.host_key,
             self.gateway,
+            ssh_limits,
             stopped(stop_rx.clone()),
         ));
-        let mut http_task = tokio::spawn(http::serve(http, state, stopped(stop_rx)));
+        let mut http_task = tokio::spawn(http::serve(http, state, http_limits, stopped(stop_rx)));
         let early = tokio::select! {
             () = shutdown => None,
             result = &mut ssh_task => Some(("ssh", result)),

@@ -31,10 +31,15 @@ enum Commands {
     Run(local::RunArgs),
 }
 
+/// The open files limit assumed when it cannot be read: the usual default soft limit.
+const FILE_LIMIT_UNKNOWN: u64 = 1024;
+
 /// Runs the command line; the binary's `main` is only this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // Before the runtime and anything else that could create a file or hold a socket.
+    let file_limit = matches!(cli.command, Commands::Serve(_)).then(serve::prepare_process);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -44,7 +49,9 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Commands::Serve(args) => report(serve::main(*args).await),
+            Commands::Serve(args) => {
+                report(serve::main(*args, file_limit.unwrap_or(FILE_LIMIT_UNKNOWN)).await)
+            }
             Commands::Runner(args) => report(runner::main(*args).await),
             Commands::Run(args) => local::main(args).await,
         }

@@ -1,6 +1,7 @@
 //! `tether serve`: the server, on embedded defaults.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -8,7 +9,9 @@ use tokio::net::TcpListener;
 
 use crate::engine::EngineConfig;
 use crate::github::AppCredentials;
+use crate::http::HttpLimits;
 use crate::server::{Server, ServerConfig};
+use crate::ssh::server::SshLimits;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -46,18 +49,44 @@ pub struct ServeArgs {
     ssh_public_addr: Option<String>,
     /// How long a run waits for a runner before it ends timed out.
     #[arg(long, env = "TETHER_QUEUE_TTL", default_value = "24h", value_parser = parse_duration)]
-    queue_ttl: std::time::Duration,
+    queue_ttl: Duration,
     /// The most bytes of one run's output that are stored (the run goes on; a marker line says
     /// where the log was cut).
     #[arg(long, env = "TETHER_LOG_MAX_BYTES", default_value_t = crate::engine::DEFAULT_LOG_MAX_BYTES)]
     log_max_bytes: u64,
+    /// How long an SSH connection has from its first byte to a successful login. For tests
+    /// and operators; hidden, as the default suits the internet.
+    #[arg(long, env = "TETHER_SSH_LOGIN_TIMEOUT", hide = true, default_value = "30s", value_parser = parse_duration)]
+    ssh_login_timeout: Duration,
+    /// How long an HTTP client has to send a request's headers. For tests and operators.
+    #[arg(long, env = "TETHER_HTTP_HEADER_TIMEOUT", hide = true, default_value = "30s", value_parser = parse_duration)]
+    http_header_timeout: Duration,
+    /// How long an HTTP client has to send a request's body. For tests and operators.
+    #[arg(long, env = "TETHER_HTTP_BODY_TIMEOUT", hide = true, default_value = "60s", value_parser = parse_duration)]
+    http_body_timeout: Duration,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// Sets up the process for serving strangers: files it creates are its own (umask 077: the
+/// database, its WAL files, keys and blobs are 0600, directories 0700), and the soft open
+/// files limit is raised to the hard one. Returns the open files limit in force.
+pub fn prepare_process() -> u64 {
+    use nix::sys::stat::{Mode, umask};
+    umask(Mode::from_bits_truncate(0o077));
+    match crate::net::raise_file_limit() {
+        Ok(limit) => limit,
+        Err(e) => {
+            let assumed = super::FILE_LIMIT_UNKNOWN;
+            tracing::warn!(error = %e, "cannot raise the open files limit; assuming {assumed}");
+            assumed
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
     crate::core::duration::parse(text)
 }
 
-pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn main(args: ServeArgs, file_limit: u64) -> anyhow::Result<()> {
     let shutdown = super::shutdown_signal();
     let ssh = TcpListener::bind(&args.ssh_listen)
         .await
@@ -85,6 +114,15 @@ pub async fn main(args: ServeArgs) -> anyhow::Result<()> {
             ssh_public_addr,
             queue_ttl: args.queue_ttl,
             log_max_bytes: args.log_max_bytes,
+        },
+        ssh_limits: SshLimits {
+            login_timeout: args.ssh_login_timeout,
+            ..SshLimits::for_file_limit(file_limit)
+        },
+        http_limits: HttpLimits {
+            header_timeout: args.http_header_timeout,
+            body_timeout: args.http_body_timeout,
+            ..HttpLimits::for_file_limit(file_limit)
         },
     };
     let server = Server::open(&config).await?;

@@ -14,6 +14,7 @@ pub mod event;
 pub mod fields;
 pub mod filter;
 pub mod host_key;
+pub mod limits;
 pub mod report;
 pub mod run;
 pub mod runner_info;

@@ -87,6 +87,11 @@ impl App {
         App { jwt, tokens: Mutex::new(HashMap::new()) }
     }
 
+    /// The client that signs each request with the app's JWT, for the app's own endpoints.
+    pub(super) fn jwt(&self) -> &Octocrab {
+        &self.jwt
+    }
+
     fn slot(&self, installation_id: i64) -> Arc<tokio::sync::Mutex<Option<Token>>> {
         let mut tokens = self.tokens.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         tokens.entry(installation_id).or_default().clone()
@@ -158,7 +163,7 @@ impl GitHub {
         self.api.user_access_token(token).map_err(error::from_octocrab)
     }
 
-    fn app(&self) -> Result<&App, GitHubError> {
+    pub(super) fn app(&self) -> Result<&App, GitHubError> {
         self.app
             .as_deref()
             .ok_or_else(|| GitHubError::Other("no GitHub App credentials configured".into()))

@@ -5,6 +5,7 @@ mod checks;
 mod deployments;
 mod error;
 mod login;
+mod lookup;
 mod repos;
 mod route;
 pub mod webhook;
@@ -25,6 +26,7 @@ pub use checks::{CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus};
 pub use deployments::DeploymentState;
 pub use error::GitHubError;
 pub use login::valid as valid_login;
+pub use lookup::UserLookups;
 pub use repos::{Permission, PullHead, Reaction};
 
 /// How long one call may take, connecting included, before GitHub counts as unavailable.

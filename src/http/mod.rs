@@ -2,6 +2,7 @@
 //! gateway decide.
 
 mod api;
+mod conn;
 mod live;
 mod metrics;
 mod pages;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+pub use self::conn::HttpLimits;
 use crate::engine::live::LiveLogs;
 use crate::store::Store;
 
@@ -96,14 +98,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves.
+/// Serves HTTP on `listener` until `shutdown` resolves, each connection bounded by `limits`.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
-    Ok(())
+    conn::serve(listener, router(state), limits, shutdown).await
 }
 
 async fn security_headers(mut response: Response) -> Response {

@@ -224,3 +224,17 @@ async fn the_seventeenth_session_of_a_user_is_refused() {
     let output = setup.ssh("alice", &setup.alice, &[]).arg("status").output().await.unwrap();
     assert!(output.status.success(), "a 16th session was refused: {output:?}");
 }
+
+#[tokio::test]
+async fn an_unknown_login_tried_again_and_again_costs_one_lookup() {
+    let setup = Setup::new().await;
+    for _ in 0..5 {
+        let output = setup.ssh("nobody-here", &setup.alice, &[]).arg("status").output().await;
+        assert_eq!(output.unwrap().status.code(), Some(255));
+    }
+    assert_eq!(setup.github.calls("GET /users/nobody-here/keys"), 1);
+    assert_eq!(setup.github.calls("GET /users/NOBODY-here/keys"), 0);
+    let output = setup.ssh("NOBODY-here", &setup.alice, &[]).arg("status").output().await;
+    assert_eq!(output.unwrap().status.code(), Some(255));
+    assert_eq!(setup.github.calls("GET /users/NOBODY-here/keys"), 0, "logins differ only in case");
+}

@@ -18,6 +18,10 @@ pub struct TetherServer {
     github_url: String,
     /// The extra flags it was started with, kept for a restart.
     extra: Vec<String>,
+    /// What its process was started with beyond flags, kept for a restart.
+    process: ProcessSetup,
+    /// Its log (stderr), when [`ProcessSetup::keep_log`] asked for it.
+    log: Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>,
     child: tokio::process::Child,
     /// Set once the test has stopped it on purpose.
     stopped: bool,
@@ -40,7 +44,20 @@ impl TetherServer {
         ssh_listen: &str,
         extra: &[&str],
     ) -> TetherServer {
-        let mut child = tokio::process::Command::new(TETHER)
+        let process = ProcessSetup::default();
+        TetherServer::start_process(data_dir, github_url, ssh_listen, extra, process).await
+    }
+
+    /// Starts it with extra flags in a process set up as `process` says.
+    pub async fn start_process(
+        data_dir: &Path,
+        github_url: &str,
+        ssh_listen: &str,
+        extra: &[&str],
+        process: ProcessSetup,
+    ) -> TetherServer {
+        let mut command = tokio::process::Command::new(TETHER);
+        command
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
@@ -50,9 +67,10 @@ impl TetherServer {
             // `TETHER_SERVE_LOG=debug` shows the server's own log, to see where time goes.
             .env("TETHER_LOG", std::env::var("TETHER_SERVE_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("starting tether serve");
+            .kill_on_drop(true);
+        process.apply(&mut command);
+        let mut child = command.spawn().expect("starting tether serve");
+        let log = process.keep_log.then(|| keep_log(child.stderr.take().unwrap()));
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut ssh_port, mut http_url, mut fingerprint) = (None, None, None);
         while ssh_port.is_none() || http_url.is_none() || fingerprint.is_none() {
@@ -75,9 +93,17 @@ impl TetherServer {
             fingerprint: fingerprint.unwrap(),
             github_url: github_url.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            process,
+            log,
             child,
             stopped: false,
         }
+    }
+
+    /// What the server has logged so far (empty unless [`ProcessSetup::keep_log`]).
+    pub fn log(&self) -> String {
+        let log = self.log.as_ref().map(|log| log.lock().unwrap().clone()).unwrap_or_default();
+        String::from_utf8_lossy(&log).into_owned()
     }
 
     /// The server's process id, for `/proc/{pid}/status`.
@@ -120,9 +146,10 @@ impl TetherServer {
     pub fn start_again(&self) -> impl std::future::Future<Output = TetherServer> + use<> {
         let (dir, github, extra) =
             (self.data_dir.clone(), self.github_url.clone(), self.extra.clone());
+        let process = self.process.clone();
         async move {
             let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-            TetherServer::start_with(&dir, &github, &extra).await
+            TetherServer::start_process(&dir, &github, "127.0.0.1:0", &extra, process).await
         }
     }
 
@@ -173,6 +200,63 @@ impl Drop for TetherServer {
             panic!("tether serve died during the test: {status}");
         }
     }
+}
+
+/// How a test's server process starts beyond its flags.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessSetup {
+    /// Its open files limit, soft and hard (so that the server cannot raise it).
+    pub file_limit: Option<u64>,
+    /// Its soft open files limit alone, below the hard one it keeps.
+    pub soft_file_limit: Option<u64>,
+    /// Its umask, which it inherits as a shell would give it.
+    pub umask: Option<u32>,
+    /// Keep its stderr for [`TetherServer::log`] (at `TETHER_LOG`'s level) instead of passing
+    /// it through.
+    pub keep_log: bool,
+}
+
+impl ProcessSetup {
+    fn apply(&self, command: &mut tokio::process::Command) {
+        if self.keep_log {
+            command.stderr(Stdio::piped());
+        }
+        let (file_limit, soft_file_limit, umask) =
+            (self.file_limit, self.soft_file_limit, self.umask);
+        if file_limit.is_none() && soft_file_limit.is_none() && umask.is_none() {
+            return;
+        }
+        // SAFETY: between fork and exec only async-signal-safe calls: get/setrlimit and umask.
+        unsafe {
+            command.pre_exec(move || {
+                use nix::sys::resource::{Resource, getrlimit, setrlimit};
+                if let Some(limit) = file_limit {
+                    setrlimit(Resource::RLIMIT_NOFILE, limit, limit)?;
+                }
+                if let Some(soft) = soft_file_limit {
+                    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+                    setrlimit(Resource::RLIMIT_NOFILE, soft.min(hard), hard)?;
+                }
+                if let Some(mask) = umask {
+                    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Reads a child's stderr into a buffer, in the background, so that it never blocks on it.
+fn keep_log(mut stderr: tokio::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = log.clone();
+    tokio::spawn(async move {
+        let mut chunk = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = stderr.read(&mut chunk).await {
+            kept.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    log
 }
 
 /// A minimal HTTP/1.1 GET, so the tests need no HTTP client crate.

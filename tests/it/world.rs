@@ -37,6 +37,11 @@ impl World {
 
     /// The app's flags, these extra ones, and the external addresses.
     pub async fn with_flags(extra: &[&str]) -> World {
+        World::with_process(extra, ProcessSetup::default()).await
+    }
+
+    /// As [`World::with_flags`], with the server's process set up as `process` says.
+    pub async fn with_process(extra: &[&str], process: ProcessSetup) -> World {
         let github = FakeGitHub::start().await;
         github.add_installation(INSTALLATION, &[REPO]);
         let dir = tempfile::tempdir().unwrap();
@@ -54,23 +59,36 @@ impl World {
         ];
         flags.extend_from_slice(&EXTERNAL_FLAGS);
         flags.extend_from_slice(extra);
-        World::start(github, dir, &flags).await
+        World::start(github, dir, &flags, process).await
     }
 
     /// A world whose server has no GitHub App yet (for `/setup`).
     pub async fn without_app() -> World {
         let github = FakeGitHub::start().await;
         github.add_installation(INSTALLATION, &[REPO]);
-        World::start(github, tempfile::tempdir().unwrap(), &EXTERNAL_FLAGS).await
+        let dir = tempfile::tempdir().unwrap();
+        World::start(github, dir, &EXTERNAL_FLAGS, ProcessSetup::default()).await
     }
 
-    async fn start(github: FakeGitHub, dir: tempfile::TempDir, flags: &[&str]) -> World {
+    async fn start(
+        github: FakeGitHub,
+        dir: tempfile::TempDir,
+        flags: &[&str],
+        process: ProcessSetup,
+    ) -> World {
         let keys: Vec<SshKey> = USERS.iter().map(|_| SshKey::generate()).collect();
         for ((login, id), key) in USERS.iter().zip(&keys) {
             github.add_user(login, *id, &[&key.public]);
         }
-        let server = TetherServer::start_with(&dir.path().join("data"), &github.url, flags).await;
+        let data = dir.path().join("data");
+        let server =
+            TetherServer::start_process(&data, &github.url, "127.0.0.1:0", flags, process).await;
         World { github, server, repo: Repo::new(), keys, dir }
+    }
+
+    /// The SSH key of one of [`USERS`].
+    pub fn key(&self, login: &str) -> &SshKey {
+        &self.keys[USERS.iter().position(|(l, _)| *l == login).expect("a user of the world")]
     }
 
     /// Stops the server with SIGTERM and starts it again on the same data dir and flags.

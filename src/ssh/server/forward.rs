@@ -13,7 +13,7 @@ use crate::runner::RunnerClient;
 pub const RUNNER_INFO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a runner's forward points, as the client registered it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ForwardTarget {
     /// `-R /laptop:/local.sock`: the runner is named by the last path segment.
     Streamlocal { path: String },

@@ -1,6 +1,7 @@
 //! The russh handler of one connection: turns protocol callbacks into decisions of the gateway,
 //! refusing everything a runner connection does not need.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use russh::keys::PublicKey;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::forward::{self, ForwardTarget};
 use super::{Gateway, MAX_FORWARDS_PER_SESSION, MAX_SESSIONS_PER_USER};
@@ -21,20 +23,29 @@ pub struct ConnectionHandler {
     peer: SocketAddr,
     login: Option<String>,
     authenticated: Arc<AtomicBool>,
-    forwards: usize,
+    /// The connection's place among those not logged in yet, given back at login.
+    unauthenticated: Option<OwnedSemaphorePermit>,
+    /// The forwards this session registered and has not cancelled: what the cap counts.
+    forwards: HashSet<ForwardTarget>,
     /// Port numbers handed out for `tcpip-forward` with port 0; nothing is ever bound.
     next_port: u32,
 }
 
 impl ConnectionHandler {
-    pub fn new(gateway: Gateway, session_id: String, peer: SocketAddr) -> ConnectionHandler {
+    pub fn new(
+        gateway: Gateway,
+        session_id: String,
+        peer: SocketAddr,
+        unauthenticated: OwnedSemaphorePermit,
+    ) -> ConnectionHandler {
         ConnectionHandler {
             gateway,
             session_id,
             peer,
             login: None,
             authenticated: Arc::default(),
-            forwards: 0,
+            unauthenticated: Some(unauthenticated),
+            forwards: HashSet::new(),
             next_port: FIRST_ASSIGNED_PORT,
         }
     }
@@ -57,14 +68,17 @@ impl ConnectionHandler {
         }
     }
 
-    /// Takes a forward slot, or says why not.
-    fn take_forward_slot(&mut self) -> Option<String> {
+    /// Registers `target` in a forward slot and returns the login, or says why not.
+    fn take_forward_slot(&mut self, target: &ForwardTarget) -> Option<String> {
         let login = self.login.clone()?;
-        if self.forwards >= MAX_FORWARDS_PER_SESSION {
+        if self.forwards.len() >= MAX_FORWARDS_PER_SESSION {
             tracing::info!(login, session = %self.session_id, "refused a forward: {MAX_FORWARDS_PER_SESSION} per session");
             return None;
         }
-        self.forwards += 1;
+        if !self.forwards.insert(target.clone()) {
+            tracing::info!(login, session = %self.session_id, ?target, "refused a forward registered already");
+            return None;
+        }
         Some(login)
     }
 }
@@ -110,6 +124,7 @@ impl russh::server::Handler for ConnectionHandler {
     async fn auth_succeeded(&mut self, session: &mut Session) -> Result<(), Self::Error> {
         let login = self.login.clone().unwrap_or_default();
         self.authenticated.store(true, Ordering::SeqCst);
+        self.unauthenticated = None;
         self.gateway.session_started(&self.session_id, &login, session.handle());
         tracing::info!(login, peer = %self.peer, session = %self.session_id, "logged in");
         Ok(())
@@ -233,12 +248,13 @@ impl russh::server::Handler for ConnectionHandler {
         port: &mut u32,
         session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        let Some(login) = self.take_forward_slot() else { return Ok(false) };
+        let assigned = if *port == 0 { self.next_port } else { *port };
+        let target = ForwardTarget::Tcp { address: address.to_string(), port: assigned };
+        let Some(login) = self.take_forward_slot(&target) else { return Ok(false) };
         if *port == 0 {
-            *port = self.next_port;
+            *port = assigned;
             self.next_port += 1;
         }
-        let target = ForwardTarget::Tcp { address: address.to_string(), port: *port };
         forward::spawn_registration(
             self.gateway.clone(),
             session.handle(),
@@ -254,13 +270,12 @@ impl russh::server::Handler for ConnectionHandler {
         socket_path: &str,
         session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        let Some(login) = self.take_forward_slot() else { return Ok(false) };
         let target = ForwardTarget::Streamlocal { path: socket_path.to_string() };
         if target.name_hint().is_none() {
-            tracing::info!(login, socket_path, "refused a forward whose path names no runner");
-            self.forwards -= 1;
+            tracing::info!(login = ?self.login, socket_path, "refused a forward whose path names no runner");
             return Ok(false);
         }
+        let Some(login) = self.take_forward_slot(&target) else { return Ok(false) };
         forward::spawn_registration(
             self.gateway.clone(),
             session.handle(),
@@ -291,10 +306,14 @@ impl russh::server::Handler for ConnectionHandler {
 }
 
 impl ConnectionHandler {
+    /// Cancels a forward this session registered; any other is refused, and frees no slot.
     async fn cancel(&mut self, target: ForwardTarget) -> Result<bool, russh::Error> {
         let Some(login) = self.login.clone() else { return Ok(false) };
+        if !self.forwards.remove(&target) {
+            tracing::info!(login, session = %self.session_id, ?target, "refused to cancel a forward never registered");
+            return Ok(false);
+        }
         forward::cancel(&self.gateway, &login, &self.session_id, &target).await;
-        self.forwards = self.forwards.saturating_sub(1);
         Ok(true)
     }
 }

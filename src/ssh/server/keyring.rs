@@ -1,15 +1,21 @@
 //! Which keys may log in as a GitHub user: the user's keys on GitHub, looked up at most once per
-//! login every five minutes, and still used while GitHub is down.
+//! login every five minutes (an unknown login too), and still used while GitHub is down; the
+//! logins kept are bounded, the least recently used going first.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use lru::LruCache;
 use russh::keys::PublicKey;
 
-/// How long a login's keys are used before GitHub is asked again.
+/// How long a login's keys, or that GitHub has no such login, are used before GitHub is asked
+/// again.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+/// Logins kept at once: every user of a busy server, while a stranger trying name after name
+/// only pushes out the least recently used.
+pub const KEY_CACHE_LOGINS_MAX: usize = 10_000;
 
 /// Where keys come from: GitHub's `GET /users/{login}/keys`, or a stand-in in tests.
 pub trait KeySource: Send + Sync + 'static {
@@ -26,10 +32,10 @@ pub enum KeyLookupError {
     Unavailable(String),
 }
 
-impl KeySource for crate::github::GitHub {
+impl KeySource for crate::github::UserLookups {
     fn keys<'a>(&'a self, login: &'a str) -> BoxFuture<'a, Result<Vec<String>, KeyLookupError>> {
         Box::pin(async move {
-            self.user_keys(login).await.map_err(|error| match error {
+            self.keys(login).await.map_err(|error| match error {
                 crate::github::GitHubError::NotFound => KeyLookupError::UnknownLogin,
                 other => KeyLookupError::Unavailable(other.to_string()),
             })
@@ -51,20 +57,34 @@ type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
 
 struct Cached {
     fetched_at: Instant,
-    keys: Arc<Vec<PublicKey>>,
+    /// The keys, or `None` for a login GitHub does not know.
+    keys: Option<Arc<Vec<PublicKey>>>,
+}
+
+impl Cached {
+    fn answer(&self) -> Result<Arc<Vec<PublicKey>>, Refusal> {
+        self.keys.clone().ok_or(Refusal::UnknownLogin)
+    }
 }
 
 /// The key cache.
 #[derive(Clone)]
 pub struct Keyring {
     source: Arc<dyn KeySource>,
-    /// One slot per login; its lock makes concurrent logins of one user share one look-up.
-    slots: Arc<Mutex<HashMap<String, Slot>>>,
+    /// One slot per login (lowercased); its lock makes concurrent logins of one user share one
+    /// look-up.
+    slots: Arc<Mutex<LruCache<String, Slot>>>,
 }
 
 impl Keyring {
     pub fn new(source: Arc<dyn KeySource>) -> Keyring {
-        Keyring { source, slots: Arc::default() }
+        Keyring::with_capacity(source, KEY_CACHE_LOGINS_MAX)
+    }
+
+    /// A keyring that keeps at most `logins` logins.
+    pub fn with_capacity(source: Arc<dyn KeySource>, logins: usize) -> Keyring {
+        let capacity = NonZeroUsize::new(logins).unwrap_or(NonZeroUsize::MIN);
+        Keyring { source, slots: Arc::new(Mutex::new(LruCache::new(capacity))) }
     }
 
     /// Whether `key` is one of the login's keys.
@@ -73,36 +93,40 @@ impl Keyring {
         Ok(keys.iter().any(|known| known.key_data() == key.key_data()))
     }
 
-    /// The login's keys: cached if fresh, else from the source, else (GitHub down) stale.
+    /// The login's keys: cached if fresh (an unknown login is cached too), else from the
+    /// source, else (GitHub down) stale.
     pub async fn keys(&self, login: &str) -> Result<Arc<Vec<PublicKey>>, Refusal> {
         let slot = self.slot(login);
         let mut cached = slot.lock().await;
         if let Some(entry) = cached.as_ref().filter(|c| c.fetched_at.elapsed() < KEY_CACHE_TTL) {
-            return Ok(entry.keys.clone());
+            return entry.answer();
         }
-        match self.source.keys(login).await {
-            Ok(lines) => {
-                let keys = Arc::new(parse_keys(login, &lines));
-                *cached = Some(Cached { fetched_at: Instant::now(), keys: keys.clone() });
-                Ok(keys)
+        let keys = match self.source.keys(login).await {
+            Ok(lines) => Some(Arc::new(parse_keys(login, &lines))),
+            Err(KeyLookupError::UnknownLogin) => None,
+            Err(KeyLookupError::Unavailable(why)) => {
+                return match cached.as_ref() {
+                    Some(stale) => {
+                        tracing::warn!(login, %why, "GitHub unavailable; using what was cached earlier");
+                        stale.answer()
+                    }
+                    None => Err(Refusal::Unavailable(why)),
+                };
             }
-            Err(KeyLookupError::UnknownLogin) => {
-                *cached = None;
-                Err(Refusal::UnknownLogin)
-            }
-            Err(KeyLookupError::Unavailable(why)) => match cached.as_ref() {
-                Some(stale) => {
-                    tracing::warn!(login, %why, "GitHub unavailable; using the keys cached earlier");
-                    Ok(stale.keys.clone())
-                }
-                None => Err(Refusal::Unavailable(why)),
-            },
-        }
+        };
+        let entry = cached.insert(Cached { fetched_at: Instant::now(), keys });
+        entry.answer()
     }
 
     fn slot(&self, login: &str) -> Slot {
         let mut slots = self.slots.lock().expect("key cache lock poisoned");
-        slots.entry(login.to_ascii_lowercase()).or_default().clone()
+        let login = login.to_ascii_lowercase();
+        if let Some(slot) = slots.get(&login) {
+            return slot.clone();
+        }
+        let slot = Slot::default();
+        slots.put(login, slot.clone());
+        slot
     }
 }
 
@@ -126,6 +150,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    #[derive(Default)]
     struct Source {
         lines: Vec<String>,
         down: std::sync::atomic::AtomicBool,
@@ -189,5 +214,37 @@ mod tests {
         assert_eq!(keyring.allows("ALICE", &good).await, Ok(true));
         assert_eq!(source.calls.load(Ordering::SeqCst), 2);
         assert!(matches!(keyring.allows("bob", &good).await, Err(Refusal::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_login_is_asked_about_once_in_five_minutes() {
+        let (keyring, source) = keyring(vec![]);
+        for login in ["mallory", "Mallory", "MALLORY", "mallory"] {
+            assert_eq!(keyring.allows(login, &key()).await, Err(Refusal::UnknownLogin));
+        }
+        assert_eq!(source.calls.load(Ordering::SeqCst), 1);
+        let slot = keyring.slot("mallory");
+        slot.lock().await.as_mut().unwrap().fetched_at -= KEY_CACHE_TTL;
+        assert_eq!(keyring.allows("mallory", &key()).await, Err(Refusal::UnknownLogin));
+        assert_eq!(source.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_cache_keeps_at_most_its_capacity_of_logins_dropping_the_least_used() {
+        let good = key();
+        let source =
+            Arc::new(Source { lines: vec![good.to_openssh().unwrap()], ..Source::default() });
+        let keyring = Keyring::with_capacity(source.clone(), 3);
+        assert_eq!(keyring.allows("alice", &good).await, Ok(true));
+        for i in 0..100 {
+            let _ = keyring.allows(&format!("stranger{i}"), &good).await;
+            // alice keeps logging in, so she stays.
+            assert_eq!(keyring.allows("alice", &good).await, Ok(true));
+        }
+        assert_eq!(keyring.slots.lock().unwrap().len(), 3);
+        assert_eq!(source.calls.load(Ordering::SeqCst), 101, "alice was looked up again");
+        // The strangers pushed out one another: the first is asked about again.
+        let _ = keyring.allows("stranger0", &good).await;
+        assert_eq!(source.calls.load(Ordering::SeqCst), 102);
     }
 }

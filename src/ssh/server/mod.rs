@@ -14,18 +14,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use self::keyring::{KeyLookupError, KeySource, Keyring};
 pub use self::sessions::{Gateway, LiveRunner};
 use super::host_key::HostKey;
+use crate::core::limits::{AcceptBackoff, SSH_UNAUTHENTICATED_MAX, capped_by_file_limit};
+use crate::net::{self, Deadline, OverCap};
 
 /// Server keepalives: one every 15 s of silence from the client.
 pub const SSH_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// The session ends after this many keepalive intervals with nothing from the client, so a
 /// runner whose network dropped silently is gone within 45 s.
 pub const SSH_SILENT_INTERVALS_BEFORE_CLOSE: usize = 3;
-/// How long a connection may take to authenticate.
+/// How long a connection may take from its first byte to a successful login, the version
+/// exchange included.
 pub const LOGIN_GRACE_TIME: Duration = Duration::from_secs(30);
 /// Authentication attempts per connection.
 pub const MAX_AUTH_ATTEMPTS: usize = 6;
@@ -33,6 +37,29 @@ pub const MAX_AUTH_ATTEMPTS: usize = 6;
 pub const MAX_FORWARDS_PER_SESSION: usize = 8;
 /// Sessions one user may hold at once.
 pub const MAX_SESSIONS_PER_USER: usize = 16;
+
+/// What bounds connections before they log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SshLimits {
+    /// From the first byte to a successful login; then the connection is closed.
+    pub login_timeout: Duration,
+    /// Connections not yet logged in, held at once; more are closed on arrival.
+    pub unauthenticated_max: usize,
+}
+
+impl SshLimits {
+    /// The limits for a process that may open `file_limit` files.
+    pub fn for_file_limit(file_limit: u64) -> SshLimits {
+        let unauthenticated_max = capped_by_file_limit(SSH_UNAUTHENTICATED_MAX, file_limit);
+        SshLimits { unauthenticated_max, ..SshLimits::default() }
+    }
+}
+
+impl Default for SshLimits {
+    fn default() -> SshLimits {
+        SshLimits { login_timeout: LOGIN_GRACE_TIME, unauthenticated_max: SSH_UNAUTHENTICATED_MAX }
+    }
+}
 
 /// The russh server configuration tether runs with.
 fn config(host_key: &HostKey) -> Arc<russh::server::Config> {
@@ -46,7 +73,8 @@ fn config(host_key: &HostKey) -> Arc<russh::server::Config> {
         keepalive_interval: Some(SSH_KEEPALIVE_INTERVAL),
         // russh closes when the count of silent intervals *exceeds* `keepalive_max`.
         keepalive_max: SSH_SILENT_INTERVALS_BEFORE_CLOSE - 1,
-        // Runner sessions are idle for hours; keepalives decide liveness instead.
+        // Runner sessions are idle for hours; keepalives decide liveness instead. Before the
+        // login, `Connection::run` bounds the whole phase.
         inactivity_timeout: None,
         nodelay: true,
         ..Default::default()
@@ -61,64 +89,63 @@ pub async fn serve(
     listener: TcpListener,
     host_key: HostKey,
     gateway: Gateway,
+    limits: SshLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let config = config(&host_key);
+    let unauthenticated = Arc::new(Semaphore::new(limits.unauthenticated_max));
+    let over_cap = OverCap::new("unauthenticated SSH", limits.unauthenticated_max);
+    let mut backoff = AcceptBackoff::default();
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // russh applies `config.nodelay` only to sockets it accepts itself; without
-                    // it Nagle holds a small write behind the peer's delayed ACK, 40 ms a run.
-                    if let Err(e) = stream.set_nodelay(true) {
-                        tracing::warn!(%peer, error = %e, "setting TCP_NODELAY failed");
-                    }
-                    tokio::spawn(connection(gateway.clone(), config.clone(), stream, peer));
-                }
-                // Out of file descriptors and the like: log, and keep serving the others.
-                Err(e) => tracing::warn!(error = %e, "accepting an SSH connection failed"),
-            },
+        let (stream, peer) = tokio::select! {
+            accepted = net::accept(&listener, &mut backoff, "SSH") => accepted,
             () = &mut shutdown => break,
+        };
+        // Over the cap: closed at once, before it costs a task, a handshake or a key look-up.
+        let Ok(permit) = unauthenticated.clone().try_acquire_owned() else {
+            over_cap.refused(peer);
+            continue;
+        };
+        // russh applies `config.nodelay` only to sockets it accepts itself; without it Nagle
+        // holds a small write behind the peer's delayed ACK, 40 ms a run.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::warn!(%peer, error = %e, "setting TCP_NODELAY failed");
         }
+        let connection = Connection { gateway: gateway.clone(), config: config.clone(), peer };
+        tokio::spawn(connection.run(stream, permit, limits.login_timeout));
     }
     gateway.close_all("the server is shutting down").await;
     Ok(())
 }
 
 /// One SSH connection, from handshake to cleanup.
-async fn connection(
+struct Connection {
     gateway: Gateway,
     config: Arc<russh::server::Config>,
-    stream: tokio::net::TcpStream,
     peer: SocketAddr,
-) {
-    let session_id = gateway.new_session_id();
-    let handler = handler::ConnectionHandler::new(gateway.clone(), session_id.clone(), peer);
-    let authenticated = handler.authenticated_flag();
-    let running = match russh::server::run_stream(config, stream, handler).await {
-        Ok(running) => running,
-        Err(e) => {
-            tracing::debug!(%peer, error = %e, "SSH handshake failed");
-            return;
-        }
-    };
-    let handle = running.handle();
-    tokio::pin!(running);
-    let result = tokio::select! {
-        result = &mut running => result,
-        () = tokio::time::sleep(LOGIN_GRACE_TIME) => {
-            if !authenticated.load(std::sync::atomic::Ordering::SeqCst) {
-                tracing::info!(%peer, "closing a connection that did not authenticate in time");
-                let _ = handle
-                    .disconnect(russh::Disconnect::ByApplication, "authentication took too long".into(), String::new())
-                    .await;
+}
+
+impl Connection {
+    /// Runs the session. Until it logs in, the connection holds `permit` and its I/O fails
+    /// once `login_timeout` has passed, whatever russh waits for: the client's version line
+    /// (which russh waits for without a bound), the key exchange or authentication.
+    async fn run(self, stream: TcpStream, permit: OwnedSemaphorePermit, login_timeout: Duration) {
+        let Connection { gateway, config, peer } = self;
+        let session_id = gateway.new_session_id();
+        let handler =
+            handler::ConnectionHandler::new(gateway.clone(), session_id.clone(), peer, permit);
+        let stream = Deadline::new(stream, login_timeout, handler.authenticated_flag());
+        let running = match russh::server::run_stream(config, stream, handler).await {
+            Ok(running) => running,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "SSH handshake failed");
+                return;
             }
-            running.await
+        };
+        if let Err(e) = running.await {
+            tracing::debug!(%peer, session = %session_id, error = %e, "SSH session ended with an error");
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(%peer, session = %session_id, error = %e, "SSH session ended with an error");
+        gateway.session_ended(&session_id).await;
     }
-    gateway.session_ended(&session_id).await;
 }

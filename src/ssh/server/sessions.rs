@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::keyring::Keyring;
 use crate::core::RunnerInfo;
-use crate::github::GitHub;
+use crate::github::UserLookups;
 use crate::runner::RunnerClient;
 use crate::store::{NewRunner, Store};
 
@@ -35,7 +35,8 @@ pub struct Gateway {
 struct Inner {
     store: Store,
     keyring: Keyring,
-    github: Option<GitHub>,
+    /// Where a user's GitHub id is learnt; the same look-ups, and credentials, as the keys.
+    lookups: Option<Arc<UserLookups>>,
     /// Distinguishes this process's session ids from those of an earlier run.
     boot: u32,
     next_session: AtomicU64,
@@ -48,11 +49,11 @@ struct Inner {
 }
 
 impl Gateway {
-    pub fn new(store: Store, keyring: Keyring, github: Option<GitHub>) -> Gateway {
+    pub fn new(store: Store, keyring: Keyring, lookups: Option<Arc<UserLookups>>) -> Gateway {
         let inner = Inner {
             store,
             keyring,
-            github,
+            lookups,
             boot: rand::random(),
             next_session: AtomicU64::new(1),
             sessions: Mutex::default(),
@@ -185,14 +186,14 @@ impl Gateway {
     /// Remembers the GitHub id of a login the first time it is seen, in the background: a
     /// failure here must not fail the login.
     fn learn_user_id(&self, login: &str) {
-        let Some(github) = self.inner.github.clone() else { return };
+        let Some(lookups) = self.inner.lookups.clone() else { return };
         let store = self.inner.store.clone();
         let login = login.to_string();
         tokio::spawn(async move {
             if matches!(store.user_id(&login).await, Ok(Some(_))) {
                 return;
             }
-            match github.user(&login).await {
+            match lookups.user(&login).await {
                 Ok(user) => {
                     if let Err(e) = store.set_user_id(&login, user.id).await {
                         tracing::warn!(login, error = %e, "storing a GitHub user id failed");

@@ -111,6 +111,45 @@ pub fn authorize(
     Ok(())
 }
 
+/// Whether `route` ("METHOD /path") is one of the app's own, which take its JWT and nothing
+/// else.
+pub fn takes_jwt(route: &str) -> bool {
+    route == "GET /app/installations" || route.ends_with("/access_tokens")
+}
+
+/// `GET /app/installations`, as the app: its installations, oldest first, as GitHub lists them
+/// (one page: the fake never has more than a page).
+pub async fn installations(Extract(state): Extract<Shared>, headers: HeaderMap) -> Reply {
+    verify_jwt(&headers)?;
+    let state = state.lock().unwrap();
+    let installations = state.app.installations.iter().map(|(id, repos)| {
+        let owner = repos.iter().next().and_then(|r| r.split_once('/')).map_or("octo", |(o, _)| o);
+        json!({
+            "id": id,
+            "client_id": "Iv1.fake",
+            "account": { "login": owner, "id": 9000 + id, "type": "Organization" },
+            "repository_selection": "selected",
+            "access_tokens_url": format!("{}/app/installations/{id}/access_tokens", state.url),
+            "repositories_url": format!("{}/installation/repositories", state.url),
+            "html_url": format!("https://github.com/organizations/{owner}/settings/installations/{id}"),
+            "app_id": APP_ID,
+            "app_slug": "tether-fake",
+            "target_id": 9000 + id,
+            "target_type": "Organization",
+            "permissions": { "checks": "write", "contents": "read", "metadata": "read" },
+            "events": ["push", "pull_request"],
+            "created_at": "2024-01-01T00:00:00Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "single_file_name": null,
+            "has_multiple_single_files": false,
+            "single_file_paths": [],
+            "suspended_by": null,
+            "suspended_at": null,
+        })
+    });
+    Ok(Json(installations.collect::<Vec<_>>()).into_response())
+}
+
 /// `POST /app/installations/{id}/access_tokens`, as the app.
 pub async fn access_tokens(
     Extract(state): Extract<Shared>,

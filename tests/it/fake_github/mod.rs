@@ -65,6 +65,8 @@ struct State {
     down: bool,
     /// Requests received, refused ones included, by "METHOD /path".
     calls: BTreeMap<String, usize>,
+    /// The same, by "METHOD /path" and the credential each request carried.
+    calls_by_credential: BTreeMap<(String, Credential), usize>,
     /// When each request came, by "METHOD /path".
     call_times: BTreeMap<String, Vec<std::time::Instant>>,
     /// Requests to carry out and then answer with a 502 as if the answer were lost, by
@@ -88,6 +90,19 @@ impl State {
         self.next_id += 1;
         self.next_id
     }
+}
+
+/// What a request authenticated with, as the fake sees it before any endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Credential {
+    /// No `Authorization` header: GitHub's 60 requests an hour per address.
+    Anonymous,
+    /// A live installation token of the app (`ghs_…`): 5,000 an hour or more.
+    Installation,
+    /// A token added with [`FakeGitHub::add_token`].
+    Token,
+    /// Anything else: a JWT (which only `/app` endpoints take), or an unknown or expired token.
+    Other,
 }
 
 struct User {
@@ -230,6 +245,12 @@ impl FakeGitHub {
         self.state().calls.get(route).copied().unwrap_or(0)
     }
 
+    /// Requests received for `route` ("METHOD /path") that carried `credential`.
+    pub fn calls_as(&self, route: &str, credential: Credential) -> usize {
+        let key = (route.to_string(), credential);
+        self.state().calls_by_credential.get(&key).copied().unwrap_or(0)
+    }
+
     /// When each request for `route` came, in order.
     pub fn call_times(&self, route: &str) -> Vec<std::time::Instant> {
         self.state().call_times.get(route).cloned().unwrap_or_default()
@@ -251,6 +272,7 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/users/{login}", get(user))
         .route("/users/{login}/keys", get(user_keys))
+        .route("/app/installations", get(auth::installations))
         .route("/app/installations/{id}/access_tokens", post(auth::access_tokens))
         .route("/app-manifests/{code}/conversions", post(auth::convert_manifest))
         .route(&repo("/contents/{*path}"), get(repos::contents))
@@ -275,6 +297,8 @@ async fn gate(Extract(state): Extract<Shared>, request: Request, next: Next) -> 
     let refusal = {
         let mut state = state.lock().unwrap();
         *state.calls.entry(route.clone()).or_default() += 1;
+        let credential = credential(&state, request.headers());
+        *state.calls_by_credential.entry((route.clone(), credential)).or_default() += 1;
         state.call_times.entry(route.clone()).or_default().push(std::time::Instant::now());
         match state.failing.get_mut(&route).filter(|(_, n)| *n > 0) {
             Some((status, n)) => {
@@ -307,8 +331,8 @@ fn failure_message(status: StatusCode) -> &'static str {
     }
 }
 
-/// GitHub's refusals before any endpoint. The token request carries the app's JWT, which its
-/// handler checks.
+/// GitHub's refusals before any endpoint. The app's own endpoints take its JWT, which their
+/// handlers check.
 fn refusal(state: &State, route: &str, headers: &HeaderMap) -> Option<Response> {
     if state.down {
         return Some(message(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"));
@@ -318,12 +342,24 @@ fn refusal(state: &State, route: &str, headers: &HeaderMap) -> Option<Response> 
         return Some((StatusCode::FORBIDDEN, NO_USER_AGENT_MESSAGE).into_response());
     }
     let authorization = headers.get(header::AUTHORIZATION)?;
-    if route.ends_with("/access_tokens") {
+    if auth::takes_jwt(route) {
         return None;
     }
     let known = token(authorization)
         .is_some_and(|token| state.tokens.contains(token) || state.app.live(token).is_some());
     (!known).then(|| message(StatusCode::UNAUTHORIZED, "Bad credentials"))
+}
+
+/// What the request carries, by what the fake knows of each kind of credential.
+fn credential(state: &State, headers: &HeaderMap) -> Credential {
+    let Some(authorization) = headers.get(header::AUTHORIZATION) else {
+        return Credential::Anonymous;
+    };
+    match token(authorization) {
+        Some(token) if state.app.live(token).is_some() => Credential::Installation,
+        Some(token) if state.tokens.contains(token) => Credential::Token,
+        _ => Credential::Other,
+    }
 }
 
 /// The token of `Bearer TOKEN` or `token TOKEN`; GitHub takes either scheme, in any case.
