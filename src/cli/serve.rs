@@ -131,7 +131,9 @@ pub async fn main(args: ServeArgs, file_limit: u64) -> anyhow::Result<()> {
     println!("tether: ssh listening on {}", ssh.local_addr()?);
     println!("tether: http listening on http://{http_addr} (external URL {external})");
     println!("tether: data in {}", args.data_dir.display());
-    server.run(ssh, http, shutdown).await
+    server.run(ssh, http, shutdown).await?;
+    println!("tether: stopped");
+    Ok(())
 }
 
 fn app_credentials(args: &ServeArgs) -> anyhow::Result<Option<AppCredentials>> {

@@ -4,6 +4,7 @@
 mod browser;
 mod checks;
 mod connect;
+mod data_dir;
 mod data_files;
 mod fake_github;
 mod flows;
