@@ -86,7 +86,9 @@ mod tests {
         // flock locks belong to the open file description, so a second open in this process
         // is refused as another process would be.
         let refused = DataDirLock::acquire(dir.path()).unwrap_err();
-        assert!(matches!(refused, LockError::InUse { pid: Some(pid), .. } if pid == std::process::id()));
+        assert!(
+            matches!(refused, LockError::InUse { pid: Some(pid), .. } if pid == std::process::id())
+        );
         let message = refused.to_string();
         assert_eq!(
             message,

@@ -131,7 +131,8 @@ impl Server {
         // Anonymous until an app is configured, below or later by `/setup`.
         let lookups = Arc::new(UserLookups::new(github));
         let keyring = Keyring::new(lookups.clone());
-        let gateway = Gateway::new(store.clone(), keyring, Some(lookups.clone()));
+        let external = Some(config.engine.external_url.clone());
+        let gateway = Gateway::new(store.clone(), keyring, Some(lookups.clone()), external);
         let logs = LogStore::open(config.blobs.as_deref(), dir)?;
         let saved = SavedApp::load(dir)?;
         let (app, webhook_secret) = match (&config.github_app, saved) {

@@ -15,6 +15,7 @@ pub mod fields;
 pub mod filter;
 pub mod host_key;
 pub mod limits;
+pub mod notice;
 pub mod report;
 pub mod run;
 pub mod runner_info;

@@ -91,6 +91,9 @@ async fn register(
         }
     };
     let mut client = RunnerClient::over(connect).await?;
+    if let Some(url) = gateway.external_url() {
+        client = client.with_run_links(url);
+    }
     let info = tokio::time::timeout(RUNNER_INFO_TIMEOUT, client.info())
         .await
         .map_err(|_| {
@@ -110,9 +113,26 @@ async fn register(
         capacity = info.capacity,
         "runner connected"
     );
-    let runner =
-        LiveRunner { owner: login.to_string(), name, info, client, session: session.to_string() };
-    gateway.add_runner(runner).await
+    let runner = LiveRunner {
+        owner: login.to_string(),
+        name: name.clone(),
+        info,
+        client,
+        session: session.to_string(),
+    };
+    gateway.add_runner(runner).await?;
+    if let Some((handle, shell)) = gateway.announce_runner(session, &name) {
+        let _ = handle.data(shell.channel, shell.line(&registered_line(&name))).await;
+    }
+    Ok(())
+}
+
+/// What the open session of `ssh -R …` (without `-N`) says once runner `name` is registered.
+pub fn registered_line(name: &str) -> String {
+    format!(
+        "tether: runner {name} is registered; this session stays open to keep it connected \
+         (Ctrl-C ends it)"
+    )
 }
 
 /// Removes the runner of a cancelled forward.

@@ -12,6 +12,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::forward::{self, ForwardTarget};
+use super::sessions::Shell;
 use super::{Gateway, MAX_FORWARDS_PER_SESSION, MAX_SESSIONS_PER_USER};
 
 /// The one command a session may run: it lists the user's runners.
@@ -29,6 +30,10 @@ pub struct ConnectionHandler {
     forwards: HashSet<ForwardTarget>,
     /// Port numbers handed out for `tcpip-forward` with port 0; nothing is ever bound.
     next_port: u32,
+    /// The client asked for a terminal (plain `ssh` from one does).
+    pty: bool,
+    /// The shell channel of `ssh -R …` without `-N`, which stays open.
+    shell: Option<ChannelId>,
 }
 
 impl ConnectionHandler {
@@ -47,6 +52,8 @@ impl ConnectionHandler {
             unauthenticated: Some(unauthenticated),
             forwards: HashSet::new(),
             next_port: FIRST_ASSIGNED_PORT,
+            pty: false,
+            shell: None,
         }
     }
 
@@ -191,7 +198,9 @@ impl russh::server::Handler for ConnectionHandler {
         _: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(channel)
+        // Accepted so that a plain `ssh` prints no error; it changes only how lines end.
+        self.pty = true;
+        session.channel_success(channel)
     }
 
     async fn x11_request(
@@ -206,12 +215,48 @@ impl russh::server::Handler for ConnectionHandler {
         session.channel_failure(channel)
     }
 
+    /// Without forwards, a shell is `status`. With them (`ssh -R …` without `-N`), the
+    /// channel stays open and says when each runner is registered; Ctrl-C or Ctrl-D ends it.
     async fn shell_request(
         &mut self,
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        refuse_command(channel, session, "this server has no shell")
+        let login = self.login.clone().unwrap_or_default();
+        if self.forwards.is_empty() {
+            let text = forward::status_text(&self.gateway, &login).await;
+            let text = if self.pty { text.replace('\n', "\r\n") } else { text };
+            session.channel_success(channel)?;
+            session.data(channel, text.into_bytes())?;
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            return session.close(channel);
+        }
+        session.channel_success(channel)?;
+        self.shell = Some(channel);
+        let shell = Shell { channel, pty: self.pty };
+        for name in self.gateway.shell_opened(&self.session_id, shell) {
+            session.data(channel, shell.line(&forward::registered_line(&name)))?;
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Ctrl-C or Ctrl-D typed into the open session (its terminal is raw) ends it. OpenSSH
+        // exits once every channel is closed, the runners' own included: they go first.
+        if self.shell == Some(channel) && data.iter().any(|b| matches!(b, 0x03 | 0x04)) {
+            self.shell = None;
+            self.gateway.drop_runners_of_session(&self.session_id).await;
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+        }
+        Ok(())
     }
 
     async fn subsystem_request(
