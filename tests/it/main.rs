@@ -22,6 +22,7 @@ mod live;
 mod local_run;
 mod log_bounds;
 mod log_pages;
+mod messages;
 mod runner;
 mod runner_feedback;
 mod runner_limits;

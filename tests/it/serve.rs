@@ -214,10 +214,15 @@ pub struct ProcessSetup {
     /// Keep its stderr for [`TetherServer::log`] (at `TETHER_LOG`'s level) instead of passing
     /// it through.
     pub keep_log: bool,
+    /// Its `TETHER_LOG` (default: `TETHER_SERVE_LOG`, else `warn`).
+    pub log_level: Option<&'static str>,
 }
 
 impl ProcessSetup {
     fn apply(&self, command: &mut tokio::process::Command) {
+        if let Some(level) = self.log_level {
+            command.env("TETHER_LOG", level);
+        }
         if self.keep_log {
             command.stderr(Stdio::piped());
         }

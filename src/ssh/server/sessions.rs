@@ -164,7 +164,7 @@ impl Gateway {
     pub(super) async fn drop_runners_of_session(&self, id: &str) {
         self.inner.runners.lock().expect("runners lock poisoned").retain(|_, r| r.session != id);
         if let Err(e) = self.inner.store.remove_session_runners(id).await {
-            tracing::error!(session = id, error = %e, "removing the runners of a session failed");
+            tracing::error!(session = %id, error = %e, "removing the runners of a session failed");
         }
     }
 
@@ -175,10 +175,10 @@ impl Gateway {
         match self.inner.store.remove_session_runners(id).await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(session = id, runners = n, "session closed; its runners are gone")
+                tracing::info!(session = %id, runners = n, "session closed; its runners are gone")
             }
             Err(e) => {
-                tracing::error!(session = id, error = %e, "removing the runners of a closed session failed")
+                tracing::error!(session = %id, error = %e, "removing the runners of a closed session failed")
             }
         }
     }
@@ -216,7 +216,7 @@ impl Gateway {
             }
         }
         if let Err(e) = self.inner.store.remove_runner(owner, name, session).await {
-            tracing::error!(owner, name, error = %e, "removing a runner failed");
+            tracing::error!(%owner, %name, error = %e, "removing a runner failed");
         }
     }
 
@@ -235,7 +235,7 @@ impl Gateway {
             .get(id)
             .map(|s| s.handle.clone());
         if let Some(handle) = handle {
-            tracing::info!(session = id, reason, "closing a session");
+            tracing::info!(session = %id, %reason, "closing a session");
             let _ = handle
                 .disconnect(russh::Disconnect::ByApplication, reason.to_string(), String::new())
                 .await;
@@ -270,10 +270,10 @@ impl Gateway {
             match lookups.user(&login).await {
                 Ok(user) => {
                     if let Err(e) = store.set_user_id(&login, user.id).await {
-                        tracing::warn!(login, error = %e, "storing a GitHub user id failed");
+                        tracing::warn!(%login, error = %e, "storing a GitHub user id failed");
                     }
                 }
-                Err(e) => tracing::warn!(login, error = %e, "looking up a GitHub user id failed"),
+                Err(e) => tracing::warn!(%login, error = %e, "looking up a GitHub user id failed"),
             }
         });
     }
