@@ -3,6 +3,7 @@
 mod local;
 mod runner;
 mod serve;
+mod summary;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
