@@ -118,7 +118,9 @@ async fn listen(
         result = &mut server => return result?,
     }
     drain(executor, grace, stop_serving).await;
-    finish_serving(server).await
+    let result = finish_serving(server).await;
+    say("tether runner stopped");
+    result
 }
 
 fn executor(args: &RunnerArgs) -> anyhow::Result<Executor> {
@@ -183,6 +185,7 @@ async fn connect(
     drain(executor, grace, stop_serving).await;
     let result = finish_serving(server).await;
     client.disconnect().await;
+    say("tether runner stopped");
     result
 }
 

@@ -20,6 +20,7 @@ pub mod report;
 pub mod run;
 pub mod runner_info;
 pub mod signature;
+pub mod size;
 pub mod thunk;
 
 pub use config::{Check, Command, Config, ConfigError, EventKind};

@@ -65,7 +65,9 @@ async fn a_second_server_on_a_data_dir_in_use_exits_1_and_the_first_keeps_its_ru
     assert_eq!(runners_in_database(&data), 1);
 
     // A clean stop removes its own runners: the next start has none left over.
-    assert_eq!(first.stop().await, Some(0));
+    let (code, stdout) = first.stop_and_read().await;
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout.lines().last(), Some("tether: stopped"), "{stdout}");
     assert_eq!(runners_in_database(&data), 0, "a clean stop left its runner behind");
     let _ = tokio::time::timeout(Duration::from_secs(10), ssh.wait()).await;
     let again = TetherServer::start(&data, &github.url).await;
@@ -76,7 +78,9 @@ async fn a_second_server_on_a_data_dir_in_use_exits_1_and_the_first_keeps_its_ru
 async fn a_killed_server_leaves_no_lock_behind() {
     let github = FakeGitHub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = TetherServer::start(&dir.path().join("data"), &github.url).await;
+    // Sizes are written as people write them.
+    let flags = ["--log-max-bytes", "1GiB"];
+    let mut server = TetherServer::start_with(&dir.path().join("data"), &github.url, &flags).await;
     let again = server.start_again();
     server.kill_hard().await;
     let again = again.await;

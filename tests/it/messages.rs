@@ -150,3 +150,18 @@ async fn connect_with_no_key_at_all_says_so_and_exits() {
     assert!(stderr.contains("ssh-keygen -t ed25519"), "{stderr}");
     agent.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_size_that_is_not_one_is_refused_saying_how_to_write_it() {
+    let output = tokio::process::Command::new(TETHER)
+        .args(["serve", "--log-max-bytes", "lots"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`lots` is not a size: write bytes, or a number with KiB, MiB, GiB"),
+        "{stderr}"
+    );
+}

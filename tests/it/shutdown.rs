@@ -65,6 +65,7 @@ async fn an_idle_runner_stops_at_once() {
     runner.client().await.info().await.unwrap();
     runner.terminate();
     assert_eq!(runner.next_own_line().await.as_deref(), Some("tether runner stopping"));
+    assert_eq!(runner.next_own_line().await.as_deref(), Some("tether runner stopped"));
     assert!(runner.wait(STOP_LIMIT).await.success());
     assert!(!runner.socket.exists());
 }
