@@ -5,9 +5,12 @@
 //! crashed or killed server never leaves it behind; the file holds the holder's process id, to
 //! name it in the refusal.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 /// The lock file inside the data dir.
 pub const LOCK_FILE: &str = "lock";
@@ -35,7 +38,7 @@ fn holder(pid: Option<u32>) -> String {
 /// The held lock; dropping it (or the process ending, however it ends) releases it.
 #[derive(Debug)]
 pub struct DataDirLock {
-    _file: File,
+    _file: Flock<File>,
 }
 
 impl DataDirLock {
@@ -45,20 +48,20 @@ impl DataDirLock {
         let path = dir.join(LOCK_FILE);
         let io = |source| LockError::Io { path: path.clone(), source };
         // Not truncated on open: the holder's process id stays readable until we hold the lock.
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+        let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((mut file, Errno::EWOULDBLOCK)) => {
                 return Err(LockError::InUse { dir: dir.to_path_buf(), pid: read_pid(&mut file) });
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
+            Err((_, errno)) => return Err(io(errno.into())),
+        };
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         writeln!(file, "{}", std::process::id()).map_err(io)?;

@@ -82,9 +82,8 @@ impl RunnerService {
     }
 
     fn note_call(&self) {
-        if let Some(feedback) = &self.feedback
-            && !self.called.swap(true, Ordering::SeqCst)
-        {
+        let Some(feedback) = &self.feedback else { return };
+        if !self.called.swap(true, Ordering::SeqCst) {
             feedback(Notice::FirstCall);
         }
     }
