@@ -57,6 +57,12 @@ impl ConnectionHandler {
         }
     }
 
+    /// `text` with its lines ended as the client's terminal needs: `\r\n` once it asked for a
+    /// PTY, which puts its own terminal in raw mode.
+    fn for_terminal(&self, text: String) -> String {
+        if self.pty { text.replace('\n', "\r\n") } else { text }
+    }
+
     /// The login for the log: `-` before there is one.
     fn login_text(&self) -> &str {
         self.login.as_deref().unwrap_or("-")
@@ -240,8 +246,7 @@ impl russh::server::Handler for ConnectionHandler {
     ) -> Result<(), Self::Error> {
         let login = self.login.clone().unwrap_or_default();
         if self.forwards.is_empty() {
-            let text = forward::status_text(&self.gateway, &login).await;
-            let text = if self.pty { text.replace('\n', "\r\n") } else { text };
+            let text = self.for_terminal(forward::status_text(&self.gateway, &login).await);
             session.channel_success(channel)?;
             session.data(channel, text.into_bytes())?;
             session.exit_status_request(channel, 0)?;
@@ -295,7 +300,7 @@ impl russh::server::Handler for ConnectionHandler {
             return refuse_command(channel, session, "this server runs no commands");
         }
         let login = self.login.clone().unwrap_or_default();
-        let text = forward::status_text(&self.gateway, &login).await;
+        let text = self.for_terminal(forward::status_text(&self.gateway, &login).await);
         session.channel_success(channel)?;
         session.data(channel, text.into_bytes())?;
         session.exit_status_request(channel, 0)?;
