@@ -80,7 +80,8 @@ async fn a_forward_with_no_runner_behind_it_says_so_once_with_the_next_step() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let said = "nothing answered behind the forward /ghost: start `tether runner --listen SOCKET`";
+    let said = "runner refused: nothing answered behind the forward /ghost: start `tether runner \
+                --listen SOCKET` first, forward that socket, and connect again";
     assert_eq!(stderr.matches(said).count(), 1, "{stderr}");
     assert!(!stderr.contains("AdministrativelyProhibited"), "{stderr}");
     let log = log_with(&server, "refused a runner").await;

@@ -58,6 +58,10 @@ impl std::fmt::Display for ForwardTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ForwardTarget::Streamlocal { path } => write!(f, "{}", path.escape_debug()),
+            // OpenSSH's default bind address, sent as nothing.
+            ForwardTarget::Tcp { address, port } if address.is_empty() => {
+                write!(f, "localhost:{port}")
+            }
             ForwardTarget::Tcp { address, port } => write!(f, "{}:{port}", address.escape_debug()),
         }
     }
@@ -67,17 +71,20 @@ impl std::fmt::Display for ForwardTarget {
 #[derive(Debug, thiserror::Error)]
 enum Refused {
     #[error(
-        "nothing answered behind the forward {target}: start `tether runner --listen SOCKET` \
-         first, forward that socket, and connect again"
+        "runner refused: nothing answered behind the forward {target}: start `tether runner \
+         --listen SOCKET` first, forward that socket, and connect again"
     )]
     NoRunner { target: String, detail: String },
-    #[error("the runner behind {target} did not answer within {}s", RUNNER_INFO_TIMEOUT.as_secs())]
+    #[error("runner refused: the runner behind {target} did not answer within {}s", RUNNER_INFO_TIMEOUT.as_secs())]
     Silent { target: String },
-    #[error("the runner behind {target} answered Info wrongly: {detail}")]
+    #[error("runner refused: the runner behind {target} described itself wrongly: {detail}")]
     BadInfo { target: String, detail: String },
-    #[error("its name {0:?} is not a valid runner name: name the forward, as in -R /NAME:SOCKET")]
+    #[error(
+        "runner refused: its name {0:?} is not a valid runner name: name the forward, as in \
+         -R /NAME:SOCKET"
+    )]
     BadName(String),
-    #[error("recording the runner failed; try again later")]
+    #[error("runner refused: recording the runner failed; try again later")]
     Store(#[source] anyhow::Error),
 }
 
@@ -86,6 +93,7 @@ impl Refused {
         let target = target.to_string();
         match error {
             RunnerError::Unavailable(detail) => Refused::NoRunner { target, detail },
+            RunnerError::Protocol(detail) => Refused::BadInfo { target, detail },
             other => Refused::BadInfo { target, detail: other.to_string() },
         }
     }
