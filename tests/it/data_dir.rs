@@ -38,7 +38,7 @@ async fn a_second_server_on_a_data_dir_in_use_exits_1_and_the_first_keeps_its_ru
     let forward = format!("/laptop:{}", runner.socket.display());
     let known_hosts = dir.path().join("known_hosts");
     let mut ssh = ssh(&first, &alice, "alice", &known_hosts, &["-N", "-R", &forward]);
-    let mut ssh = ssh.spawn().unwrap();
+    let ssh = ssh.stderr(std::process::Stdio::piped()).spawn().unwrap();
     let listed = first
         .wait_for_runners(Duration::from_secs(10), |rs| rs.iter().any(|r| r["name"] == "laptop"))
         .await;
@@ -69,7 +69,10 @@ async fn a_second_server_on_a_data_dir_in_use_exits_1_and_the_first_keeps_its_ru
     assert_eq!(code, Some(0));
     assert_eq!(stdout.lines().last(), Some("tether: stopped"), "{stdout}");
     assert_eq!(runners_in_database(&data), 0, "a clean stop left its runner behind");
-    let _ = tokio::time::timeout(Duration::from_secs(10), ssh.wait()).await;
+    // The ssh it closed was told how to come back.
+    let output = tokio::time::timeout(Duration::from_secs(10), ssh.wait_with_output()).await;
+    let stderr = String::from_utf8_lossy(&output.unwrap().unwrap().stderr).into_owned();
+    assert!(stderr.contains("the server is stopping; connect again once it is back"), "{stderr}");
     let again = TetherServer::start(&data, &github.url).await;
     assert!(again.runners().await.is_empty());
 }
