@@ -97,25 +97,7 @@ async fn prepare(args: &RunArgs) -> anyhow::Result<Plan> {
         Some(path) => Secrets::load(path)?,
         None => Secrets::default(),
     };
-    let clone_url = format!("file://{}", root.display());
-    let repo = root
-        .file_name()
-        .map_or_else(|| "local".into(), |n| format!("local/{}", n.to_string_lossy()));
-    let event = EventContext { kind: LOCAL_EVENT.into(), repo };
-    let (mut specs, mut refused) = (Vec::new(), Vec::new());
-    for check in checks {
-        let missing = secrets.grant(&check.secrets, &event).withheld;
-        if let Some(reason) = missing_secrets(&missing, args.secrets.as_deref()) {
-            refused.push(refusal(&check.name, reason));
-            continue;
-        }
-        specs.push(RunSpec {
-            thunk: Thunk::new(check, &commit, &clone_url),
-            clone_token: None,
-            run_id: format!("local-{}", check.name),
-            event: event.clone(),
-        });
-    }
+    let (specs, refused) = plan_runs(&root, &commit, checks, &secrets, args.secrets.as_deref());
     let executor = Executor::new(ExecConfig {
         work_dir: args.work_dir.clone().unwrap_or_else(|| super::default_work_dir().join("local")),
         max_runs: specs.len().max(1),
@@ -124,6 +106,36 @@ async fn prepare(args: &RunArgs) -> anyhow::Result<Plan> {
         pass_env: args.pass_env.clone(),
     })?;
     Ok(Plan { executor, specs, refused })
+}
+
+/// One run per check at `commit`, or, for a check whose secrets `secrets` lacks, its failure.
+fn plan_runs(
+    root: &Path,
+    commit: &str,
+    checks: Vec<&Check>,
+    secrets: &Secrets,
+    secrets_file: Option<&Path>,
+) -> (Vec<RunSpec>, Vec<CheckResult>) {
+    let clone_url = format!("file://{}", root.display());
+    let repo = root
+        .file_name()
+        .map_or_else(|| "local".into(), |n| format!("local/{}", n.to_string_lossy()));
+    let event = EventContext { kind: LOCAL_EVENT.into(), repo };
+    let (mut specs, mut refused) = (Vec::new(), Vec::new());
+    for check in checks {
+        let missing = secrets.grant(&check.secrets, &event).withheld;
+        if let Some(reason) = missing_secrets(&missing, secrets_file) {
+            refused.push(refusal(&check.name, reason));
+            continue;
+        }
+        specs.push(RunSpec {
+            thunk: Thunk::new(check, commit, &clone_url),
+            clone_token: None,
+            run_id: format!("local-{}", check.name),
+            event: event.clone(),
+        });
+    }
+    (specs, refused)
 }
 
 /// The project file, at the root of the repository.

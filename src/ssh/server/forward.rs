@@ -7,6 +7,7 @@ use russh::server::Handle;
 
 use super::Gateway;
 use super::sessions::LiveRunner;
+use crate::core::RunnerInfo;
 use crate::runner::{RunnerClient, RunnerError};
 
 /// How long a new runner has to answer `Info`.
@@ -139,22 +140,7 @@ async fn register(
     login: &str,
     target: &ForwardTarget,
 ) -> Result<(), Refused> {
-    let connect = {
-        let (handle, target) = (handle.clone(), target.clone());
-        move || {
-            let (handle, target) = (handle.clone(), target.clone());
-            async move { target.open(&handle).await }
-        }
-    };
-    let mut client =
-        RunnerClient::over(connect).await.map_err(|e| Refused::from_runner(target, e))?;
-    if let Some(url) = gateway.external_url() {
-        client = client.with_run_links(url);
-    }
-    let info = tokio::time::timeout(RUNNER_INFO_TIMEOUT, client.info())
-        .await
-        .map_err(|_| Refused::Silent { target: target.to_string() })?
-        .map_err(|e| Refused::from_runner(target, e))?;
+    let (client, info) = ask_info(gateway, handle, target).await?;
     let name = match target.name_hint() {
         Some(name) => name,
         None if is_runner_name(&info.name) => info.name.clone(),
@@ -180,6 +166,31 @@ async fn register(
         let _ = handle.data(shell.channel, shell.line(&registered_line(&name))).await;
     }
     Ok(())
+}
+
+/// A client for the runner behind `target`, and what it says about itself.
+async fn ask_info(
+    gateway: &Gateway,
+    handle: &Handle,
+    target: &ForwardTarget,
+) -> Result<(RunnerClient, RunnerInfo), Refused> {
+    let connect = {
+        let (handle, target) = (handle.clone(), target.clone());
+        move || {
+            let (handle, target) = (handle.clone(), target.clone());
+            async move { target.open(&handle).await }
+        }
+    };
+    let mut client =
+        RunnerClient::over(connect).await.map_err(|e| Refused::from_runner(target, e))?;
+    if let Some(url) = gateway.external_url() {
+        client = client.with_run_links(url);
+    }
+    let info = tokio::time::timeout(RUNNER_INFO_TIMEOUT, client.info())
+        .await
+        .map_err(|_| Refused::Silent { target: target.to_string() })?
+        .map_err(|e| Refused::from_runner(target, e))?;
+    Ok((client, info))
 }
 
 /// What the open session of `ssh -R …` (without `-N`) says once runner `name` is registered.
