@@ -7,8 +7,13 @@ use super::proto;
 use crate::core::fields::{MAX_CHECK_TIMEOUT, is_env_name, normalise_dir};
 use crate::core::run::Finished;
 use crate::core::runner_info::check_info;
+use crate::core::steps::{SECTION_TITLE_MAX_CHARS, SECTIONS_MAX};
 use crate::core::thunk::is_full_commit;
 use crate::core::{Command, EventContext, Outcome, OutputStream, RunEvent, RunnerInfo, Thunk};
+use crate::core::{Step, StepKind, StepStatus};
+
+/// Steps a run has besides its sections: checkout, image, run.
+const BUILT_IN_STEPS_MAX: usize = 3;
 use crate::exec::RunSpec;
 use crate::exec::secrets::SERVER_EVENT_KINDS;
 
@@ -38,6 +43,7 @@ pub fn run_request(spec: &RunSpec, run_url: String) -> proto::RunRequest {
             timeout_ms: thunk.timeout.as_millis() as u64,
             secrets: thunk.secrets.clone(),
             check: thunk.check.clone(),
+            tty: thunk.tty,
         }),
         clone_token: spec.clone_token.clone().unwrap_or_default(),
         run_id: spec.run_id.clone(),
@@ -46,6 +52,7 @@ pub fn run_request(spec: &RunSpec, run_url: String) -> proto::RunRequest {
             repo: spec.event.repo.clone(),
         }),
         run_url,
+        send_steps: true,
     }
 }
 
@@ -99,6 +106,7 @@ pub fn run_spec(request: proto::RunRequest) -> Result<RunSpec, String> {
             image: Some(thunk.image).filter(|i| !i.is_empty()),
             timeout,
             secrets: thunk.secrets,
+            tty: thunk.tty,
         },
         clone_token: Some(request.clone_token).filter(|t| !t.is_empty()),
         run_id: request.run_id,
@@ -120,9 +128,83 @@ pub fn event_to_proto(event: RunEvent) -> proto::RunEvent {
             unix_ms: unix_ms(at),
             seq,
         }),
+        RunEvent::Step(step) => Event::Step(step_to_proto(step)),
         RunEvent::Finished(finished) => Event::Finished(finished_to_proto(finished)),
     };
     proto::RunEvent { event: Some(event) }
+}
+
+fn step_to_proto(step: Step) -> proto::Step {
+    let kind = match step.kind {
+        StepKind::Checkout => proto::StepKind::Checkout,
+        StepKind::Image => proto::StepKind::Image,
+        StepKind::Run => proto::StepKind::Run,
+        StepKind::Section => proto::StepKind::Section,
+    };
+    let status = match step.status {
+        StepStatus::Running => proto::StepStatus::Running,
+        StepStatus::Success => proto::StepStatus::Success,
+        StepStatus::Failure => proto::StepStatus::Failure,
+        StepStatus::Cancelled => proto::StepStatus::Cancelled,
+        StepStatus::Skipped => proto::StepStatus::Skipped,
+    };
+    proto::Step {
+        index: step.index,
+        name: step.name,
+        kind: kind as i32,
+        status: status as i32,
+        started_unix_ms: unix_ms(step.started),
+        finished_unix_ms: step.finished.map_or(0, unix_ms),
+        first_line: step.first_line,
+        last_line: step.last_line,
+    }
+}
+
+/// A step off the wire: known kind and status, a bounded name, lines in order.
+fn step_from_proto(step: proto::Step) -> Result<Step, String> {
+    let kind = match proto::StepKind::try_from(step.kind) {
+        Ok(proto::StepKind::Checkout) => StepKind::Checkout,
+        Ok(proto::StepKind::Image) => StepKind::Image,
+        Ok(proto::StepKind::Run) => StepKind::Run,
+        Ok(proto::StepKind::Section) => StepKind::Section,
+        _ => return Err(format!("step {}: unknown kind {}", step.index, step.kind)),
+    };
+    let status = match proto::StepStatus::try_from(step.status) {
+        Ok(proto::StepStatus::Running) => StepStatus::Running,
+        Ok(proto::StepStatus::Success) => StepStatus::Success,
+        Ok(proto::StepStatus::Failure) => StepStatus::Failure,
+        Ok(proto::StepStatus::Cancelled) => StepStatus::Cancelled,
+        Ok(proto::StepStatus::Skipped) => StepStatus::Skipped,
+        _ => return Err(format!("step {}: unknown status {}", step.index, step.status)),
+    };
+    if step.index as usize > SECTIONS_MAX + BUILT_IN_STEPS_MAX {
+        return Err(format!("step index {} is beyond any run's steps", step.index));
+    }
+    if step.name.chars().count() > SECTION_TITLE_MAX_CHARS
+        || step.name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "step {}: its name is too long or holds control characters",
+            step.index
+        ));
+    }
+    if step.first_line == 0 || step.last_line < step.first_line {
+        return Err(format!(
+            "step {}: lines {}..{} make no sense",
+            step.index, step.first_line, step.last_line
+        ));
+    }
+    let finished = (status != StepStatus::Running).then(|| from_unix_ms(step.finished_unix_ms));
+    Ok(Step {
+        index: step.index,
+        name: step.name,
+        kind,
+        status,
+        started: from_unix_ms(step.started_unix_ms),
+        finished,
+        first_line: step.first_line,
+        last_line: step.last_line,
+    })
 }
 
 fn finished_to_proto(finished: Finished) -> proto::Finished {
@@ -155,6 +237,7 @@ pub fn event_from_proto(event: proto::RunEvent) -> Result<RunEvent, String> {
             at: from_unix_ms(o.unix_ms),
             seq: o.seq,
         },
+        Event::Step(step) => RunEvent::Step(step_from_proto(step)?),
         Event::Finished(f) => {
             use proto::finished::Outcome as P;
             let outcome = match f.outcome.ok_or("a finished event with no outcome")? {
@@ -330,6 +413,26 @@ mod tests {
         let events = [
             RunEvent::Started { checkout_started: at, started: at, commit: "c".into() },
             RunEvent::Output { stream: OutputStream::Stderr, data: "x\n".into(), at, seq: 7 },
+            RunEvent::Step(Step {
+                index: 2,
+                name: "Build it".into(),
+                kind: StepKind::Section,
+                status: StepStatus::Failure,
+                started: at,
+                finished: Some(from_unix_ms(1_700_000_001_000)),
+                first_line: 3,
+                last_line: 9,
+            }),
+            RunEvent::Step(Step {
+                index: 0,
+                name: "checkout".into(),
+                kind: StepKind::Checkout,
+                status: StepStatus::Running,
+                started: at,
+                finished: None,
+                first_line: 1,
+                last_line: 1,
+            }),
             RunEvent::Finished(Finished {
                 outcome: Outcome::Signalled(9),
                 timed_out: true,
@@ -341,6 +444,42 @@ mod tests {
             let bytes = event_to_proto(event.clone()).encode_to_vec();
             let back = event_from_proto(proto::RunEvent::decode(&bytes[..]).unwrap()).unwrap();
             assert_eq!(back, event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod steps {
+    use super::*;
+
+    fn good() -> proto::Step {
+        proto::Step {
+            index: 1,
+            name: "run".into(),
+            kind: proto::StepKind::Run as i32,
+            status: proto::StepStatus::Success as i32,
+            started_unix_ms: 1,
+            finished_unix_ms: 2,
+            first_line: 1,
+            last_line: 1,
+        }
+    }
+
+    #[test]
+    fn steps_off_the_wire_are_checked() {
+        assert!(step_from_proto(good()).is_ok());
+        let bad: [fn(&mut proto::Step); 6] = [
+            |s| s.kind = 0,
+            |s| s.status = 99,
+            |s| s.name = "x".repeat(SECTION_TITLE_MAX_CHARS + 1),
+            |s| s.name = "a\x1b[2Jb".into(),
+            |s| s.last_line = 0,
+            |s| s.index = u32::MAX,
+        ];
+        for (i, change) in bad.iter().enumerate() {
+            let mut step = good();
+            change(&mut step);
+            assert!(step_from_proto(step).is_err(), "change {i} was accepted");
         }
     }
 }

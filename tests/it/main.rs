@@ -30,4 +30,5 @@ mod secrets;
 mod serve;
 mod shutdown;
 mod sshd;
+mod terminal;
 mod world;
