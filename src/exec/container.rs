@@ -113,6 +113,7 @@ impl Engine {
             cwd,
             env: ProcessEnv::Runner,
             tty: false,
+            tty_stdin: false,
         }
     }
 

@@ -370,7 +370,8 @@ fn process_spec(
         let mut variables = env::for_host(std::env::vars_os(), pass_env);
         variables.extend(env.into_iter().map(|(k, v)| (k.into(), v.into())));
         let env = ProcessEnv::Only(variables);
-        return Ok((ProcessSpec { program, args, cwd, env, tty: thunk.tty }, None));
+        let tty = thunk.tty;
+        return Ok((ProcessSpec { program, args, cwd, env, tty, tty_stdin: false }, None));
     };
     let engine = engine.ok_or_else(|| container::missing_engine_message(image))?;
     // One value per name, the last one winning as it does on the host.
@@ -394,9 +395,11 @@ fn process_spec(
     };
     let mut argv = engine.run_argv(&container);
     let program = argv.remove(0);
-    // The engine's client writes to a pipe; with `tty` the engine gives the check a terminal.
+    // With `tty`, the engine gives the check a terminal (`--tty`) and its client runs on ours,
+    // whose size (from its stdin) it passes on.
     let cwd = run_dir.to_path_buf();
-    let process = ProcessSpec { program, args: argv, cwd, env: ProcessEnv::Runner, tty: false };
+    let (tty, tty_stdin) = (thunk.tty, thunk.tty);
+    let process = ProcessSpec { program, args: argv, cwd, env: ProcessEnv::Runner, tty, tty_stdin };
     Ok((process, Some(files)))
 }
 

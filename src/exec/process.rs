@@ -37,6 +37,9 @@ pub struct ProcessSpec {
     pub env: ProcessEnv,
     /// Run under a pseudo-terminal rather than with a pipe for output.
     pub tty: bool,
+    /// Under a terminal, stdin is the terminal too rather than `/dev/null`: a container
+    /// engine's client takes the size of the container's terminal from its stdin.
+    pub tty_stdin: bool,
 }
 
 /// The environment a process gets.
@@ -240,7 +243,10 @@ fn spawn_on_terminal(spec: &ProcessSpec) -> std::io::Result<(tokio::process::Chi
     if let ProcessEnv::Only(variables) = &spec.env {
         command = command.env_clear().envs(variables.iter().cloned());
     }
-    let command = command.args(&spec.args).current_dir(&spec.cwd).stdin(Stdio::null());
+    command = command.args(&spec.args).current_dir(&spec.cwd);
+    if !spec.tty_stdin {
+        command = command.stdin(Stdio::null());
+    }
     // The slave side goes with the command: once the process group has closed it, reading the
     // master side ends (Linux says EIO, which the reader takes as the end).
     let child = command.spawn(pts).map_err(std::io::Error::other)?;

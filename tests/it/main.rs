@@ -23,6 +23,7 @@ mod local_run;
 mod log_bounds;
 mod log_pages;
 mod messages;
+mod podman;
 mod runner;
 mod runner_feedback;
 mod runner_limits;
