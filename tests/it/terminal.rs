@@ -46,10 +46,32 @@ async fn the_servers_raw_log_interleaves_exactly_end_to_end() {
     world.deliver("push", "delivery-1", &world.push_payload(&sha)).await;
     let runs = world.wait_for_check_runs(Duration::from_secs(30), |rs| completed(rs, 1)).await;
     assert!(completed(&runs, 1), "{runs:#?}");
+    // The runner sent its steps too (the client asks for them): the server takes them in its
+    // stride.
+    assert_eq!(runs[0]["conclusion"], "success", "{runs:#?}");
     let run_id = runs[0]["external_id"].as_str().unwrap();
     let (status, raw) = world.server.get(&format!("/runs/{run_id}/raw")).await;
     assert_eq!(status, 200);
     assert_eq!(raw, interleaved_text());
+}
+
+#[tokio::test]
+async fn tty_in_tether_toml_reaches_the_runner_through_the_server() {
+    let world = World::new().await;
+    let (_runner, _ssh) = world.connect_runner().await;
+    let probe = "[ -t 1 ] && echo tty || echo pipe";
+    let toml =
+        format!("[checks.term]\nrun = '{probe}'\ntty = true\n\n[checks.plain]\nrun = '{probe}'\n");
+    let sha = world.commit_config(&toml);
+    world.deliver("push", "delivery-1", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(Duration::from_secs(30), |rs| completed(rs, 2)).await;
+    assert!(completed(&runs, 2), "{runs:#?}");
+    for (name, want) in [("term", "tty\r\n"), ("plain", "pipe\n")] {
+        let run = runs.iter().find(|r| r["name"] == name).unwrap();
+        let run_id = run["external_id"].as_str().unwrap();
+        let (_, raw) = world.server.get(&format!("/runs/{run_id}/raw")).await;
+        assert_eq!(raw, want, "{name}");
+    }
 }
 
 /// Says whether stdout and stderr are terminals, then `TERM` and the size of the controlling
