@@ -87,8 +87,8 @@ pub struct Steps {
     steps: Vec<Step>,
     /// Newlines seen so far: the current line is this plus one.
     newlines: u64,
-    /// Whether the current line has any byte yet.
-    line_started: bool,
+    /// The line of the last byte written so far (0 before any).
+    last_written: u64,
     /// The first bytes of the current line of the command's output, for markers.
     pending: Vec<u8>,
     run: Option<usize>,
@@ -159,6 +159,7 @@ impl Steps {
         ended
     }
 
+    /// Ends a step at line `last`, or by default at the last line written.
     fn close(
         &mut self,
         index: usize,
@@ -166,12 +167,11 @@ impl Steps {
         at: SystemTime,
         last: Option<u64>,
     ) -> Step {
+        let last = last.unwrap_or(self.last_written);
         let step = &mut self.steps[index];
         step.status = status;
         step.finished = Some(at);
-        if let Some(last) = last {
-            step.last_line = last.max(step.first_line);
-        }
+        step.last_line = last.max(step.first_line);
         step.clone()
     }
 
@@ -188,7 +188,7 @@ impl Steps {
                 None => (rest, false),
             };
             rest = &rest[line.len() + usize::from(newline)..];
-            self.line_started = true;
+            self.last_written = self.current_line();
             if command {
                 let room = MARKER_LINE_MAX_BYTES.saturating_sub(self.pending.len());
                 self.pending.extend_from_slice(&line[..line.len().min(room)]);
@@ -197,24 +197,11 @@ impl Steps {
                 if command {
                     changed.extend(self.marker_line(at));
                 }
-                self.touch_open_steps();
                 self.newlines += 1;
-                self.line_started = false;
                 self.pending.clear();
             }
         }
-        if self.line_started {
-            self.touch_open_steps();
-        }
         changed
-    }
-
-    /// The open steps reach the current line.
-    fn touch_open_steps(&mut self) {
-        let line = self.current_line();
-        for step in self.steps.iter_mut().filter(|s| s.status == StepStatus::Running) {
-            step.last_line = line;
-        }
     }
 
     /// Acts on the completed line in `pending`, if it is a marker.
