@@ -69,8 +69,9 @@ struct Group {
     streams_open: bool,
 }
 
-/// The size of a `tty = true` check's terminal, in rows and columns.
+/// The height of a `tty = true` check's terminal, in rows.
 pub const TTY_ROWS: u16 = 50;
+/// The width of that terminal, in columns.
 pub const TTY_COLUMNS: u16 = 160;
 
 /// Runs the process to its end and returns how it ended and whether it was stopped.
