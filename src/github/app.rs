@@ -38,6 +38,9 @@ pub struct NewApp {
     pub slug: String,
     pub pem: String,
     pub webhook_secret: String,
+    /// The App's OAuth client, for "Sign in with GitHub".
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 impl fmt::Debug for NewApp {
@@ -223,9 +226,12 @@ mod tests {
             slug: "tether".into(),
             pem: "PRIVATE".into(),
             webhook_secret: "SECRET".into(),
+            client_id: "Iv1.x".into(),
+            client_secret: "CLIENT-SECRET".into(),
         };
         let shown = format!("{app:?}");
         assert!(!shown.contains("PRIVATE") && !shown.contains("SECRET"), "{shown}");
+        assert!(!shown.contains("CLIENT-SECRET"), "{shown}");
     }
 
     #[test]

@@ -1,0 +1,241 @@
+//! Who may read what: a visitor (anonymous, or a person signed in or holding a GitHub token)
+//! and the repositories whose runs they may see, asked of GitHub and cached for
+//! [`ACCESS_CACHE_TTL`]. Public repositories' runs are everyone's; a private one's (or one whose
+//! privacy is unknown) only a person GitHub lets read it.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use crate::core::auth::{ACCESS_CACHE_TTL, TtlCache, secret_hash};
+use crate::github::{GitHub, GitHubError, Permission};
+use crate::store::Store;
+
+/// Who is asking.
+#[derive(Clone, Debug, Default)]
+pub enum Visitor {
+    #[default]
+    Anonymous,
+    Person(Person),
+}
+
+/// A person GitHub vouched for: by a session, or by the token they sent.
+#[derive(Clone)]
+pub struct Person {
+    pub login: String,
+    /// Their GitHub user token, which lists the repositories they may read.
+    token: String,
+    /// The session's CSRF token; `None` for a bearer token, which no browser sends by itself.
+    pub csrf: Option<String>,
+}
+
+impl std::fmt::Debug for Person {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Person").field("login", &self.login).finish_non_exhaustive()
+    }
+}
+
+impl Person {
+    pub fn new(login: String, token: String, csrf: Option<String>) -> Person {
+        Person { login, token, csrf }
+    }
+}
+
+impl Visitor {
+    pub fn login(&self) -> Option<&str> {
+        match self {
+            Visitor::Anonymous => None,
+            Visitor::Person(person) => Some(&person.login),
+        }
+    }
+}
+
+/// Why a bearer token was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    /// GitHub refused the token: 401.
+    #[error("GitHub refused the token")]
+    Refused,
+    /// GitHub could not say: 503.
+    #[error("GitHub is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The access service. Cheap to clone.
+#[derive(Clone)]
+pub struct Access {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    /// Calls with people's own tokens (no credentials of ours).
+    api: GitHub,
+    /// The App, whose installation tokens ask for permissions; `None` until one is configured.
+    app: RwLock<Option<GitHub>>,
+    /// Whether a person (lowercased login) may read a repository (lowercased), by GitHub's
+    /// collaborator permission.
+    permissions: Mutex<TtlCache<(String, String), bool>>,
+    /// Whose a bearer token is, by the token's SHA-256.
+    tokens: Mutex<TtlCache<[u8; 32], String>>,
+    /// The private repositories a person may read (lowercased), by their token's SHA-256.
+    lists: Mutex<TtlCache<[u8; 32], Vec<String>>>,
+}
+
+impl Access {
+    /// `api` is a client without credentials on GitHub's API; `app` the App's, when there is
+    /// one already.
+    pub fn new(store: Store, api: GitHub, app: Option<GitHub>) -> Access {
+        Access {
+            inner: Arc::new(Inner {
+                store,
+                api,
+                app: RwLock::new(app),
+                permissions: Mutex::new(TtlCache::new(ACCESS_CACHE_TTL)),
+                tokens: Mutex::new(TtlCache::new(ACCESS_CACHE_TTL)),
+                lists: Mutex::new(TtlCache::new(ACCESS_CACHE_TTL)),
+            }),
+        }
+    }
+
+    /// From now on, permissions are asked as `app` (after `/setup` created it).
+    pub fn use_app(&self, app: GitHub) {
+        *self.inner.app.write().expect("access lock poisoned") = Some(app);
+    }
+
+    /// The person a bearer token belongs to (`GET /user`, cached by the token's hash).
+    pub async fn bearer(&self, token: &str) -> Result<Person, BearerError> {
+        let key = secret_hash(token);
+        let cached = self.inner.tokens.lock().expect("access lock poisoned").get(&key, now());
+        let login = match cached {
+            Some(login) => login,
+            None => {
+                let user = self.inner.api.token_user(token).await.map_err(|e| match e {
+                    GitHubError::Unauthorized(_) | GitHubError::NotFound => BearerError::Refused,
+                    other => BearerError::Unavailable(other.to_string()),
+                })?;
+                let mut tokens = self.inner.tokens.lock().expect("access lock poisoned");
+                tokens.insert(key, user.login.clone(), now());
+                user.login
+            }
+        };
+        Ok(Person::new(login, token.to_owned(), None))
+    }
+
+    /// Whether `visitor` may read the runs of `repo`; `installation` is the one a run came
+    /// through, when the repository's own is not known. Public: everyone. Private or unknown:
+    /// a person whose collaborator permission is anything but `none`. When GitHub cannot say,
+    /// the answer is no (and is not cached): a 404 then, rather than a page that shows the run
+    /// exists.
+    pub async fn may_read(
+        &self,
+        visitor: &Visitor,
+        repo: &str,
+        installation: Option<i64>,
+    ) -> Result<bool, crate::store::StoreError> {
+        let known = self.inner.store.repository(repo).await?;
+        if known.as_ref().is_some_and(|r| !r.private) {
+            return Ok(true);
+        }
+        let Visitor::Person(person) = visitor else { return Ok(false) };
+        let Some(installation) = known.and_then(|r| r.installation_id).or(installation) else {
+            return Ok(false);
+        };
+        let key = (person.login.to_ascii_lowercase(), repo.to_ascii_lowercase());
+        if let Some(may) =
+            self.inner.permissions.lock().expect("access lock poisoned").get(&key, now())
+        {
+            return Ok(may);
+        }
+        let app = self.inner.app.read().expect("access lock poisoned").clone();
+        let Some(app) = app else { return Ok(false) };
+        match app.permission(installation, repo, &person.login).await {
+            Ok(permission) => {
+                let may = permission != Permission::None;
+                self.inner.permissions.lock().expect("access lock poisoned").insert(
+                    key,
+                    may,
+                    now(),
+                );
+                Ok(may)
+            }
+            Err(e) => {
+                tracing::warn!(repo, login = person.login, "asking GitHub for a permission: {e}");
+                Ok(false)
+            }
+        }
+    }
+
+    /// The private repositories (lowercased "owner/name") `visitor` may read, for lists: from
+    /// `GET /user/installations/{id}/repositories` with their token, for every installation
+    /// runs came through. Cached per token; an installation GitHub cannot list now is left
+    /// out, and the answer then not cached.
+    pub async fn readable_private_repos(
+        &self,
+        visitor: &Visitor,
+    ) -> Result<Vec<String>, crate::store::StoreError> {
+        let Visitor::Person(person) = visitor else { return Ok(Vec::new()) };
+        let key = secret_hash(&person.token);
+        if let Some(list) = self.inner.lists.lock().expect("access lock poisoned").get(&key, now())
+        {
+            return Ok(list);
+        }
+        let mut readable = Vec::new();
+        let mut complete = true;
+        for installation in self.inner.store.known_installations().await? {
+            match self.inner.api.installation_repos_of(&person.token, installation).await {
+                Ok(repos) => readable.extend(
+                    repos
+                        .into_iter()
+                        .filter(|r| r.private)
+                        .map(|r| r.full_name.to_ascii_lowercase()),
+                ),
+                Err(e) => {
+                    complete = false;
+                    tracing::warn!(
+                        installation,
+                        login = person.login,
+                        "listing readable repositories: {e}"
+                    );
+                }
+            }
+        }
+        if complete {
+            let mut lists = self.inner.lists.lock().expect("access lock poisoned");
+            lists.insert(key, readable.clone(), now());
+        }
+        Ok(readable)
+    }
+}
+
+fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GitHub nobody listens on: any call to it fails, so a test passes only without one.
+    fn unreachable() -> GitHub {
+        GitHub::new("http://127.0.0.1:9").unwrap()
+    }
+
+    #[tokio::test]
+    async fn public_is_everyones_private_and_unknown_are_nobodys_without_github() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        store.record_repository("acme/open", false, Some(1)).await.unwrap();
+        store.record_repository("acme/secret", true, Some(1)).await.unwrap();
+        let access = Access::new(store, unreachable(), Some(unreachable()));
+        let anonymous = Visitor::Anonymous;
+        let alice = Visitor::Person(Person::new("alice".into(), "gho_x".into(), None));
+        assert!(access.may_read(&anonymous, "ACME/open", None).await.unwrap());
+        assert!(!access.may_read(&anonymous, "acme/secret", Some(1)).await.unwrap());
+        assert!(!access.may_read(&anonymous, "acme/unknown", Some(1)).await.unwrap());
+        // GitHub cannot be asked: no.
+        assert!(!access.may_read(&alice, "acme/secret", Some(1)).await.unwrap());
+        assert!(!access.may_read(&alice, "acme/unknown", None).await.unwrap());
+        assert!(access.readable_private_repos(&anonymous).await.unwrap().is_empty());
+        assert!(!format!("{alice:?}").contains("gho_x"));
+    }
+}
