@@ -9,9 +9,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::engine::live::LiveLogs;
 use crate::engine::{Engine, EngineConfig};
-use crate::github::{AppCredentials, GitHub, UserLookups};
+use crate::github::{AppCredentials, GitHub, GitHubWeb, OAuthClient, UserLookups};
+use crate::http::auth::SignIn;
 use crate::http::setup::Setup;
 use crate::http::{self, AppState, HttpLimits};
 use crate::logs::LogStore;
@@ -30,6 +32,10 @@ pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub github_api_url: String,
+    /// GitHub's web host, where people sign in (`--github-url`).
+    pub github_web_url: String,
+    /// The App's OAuth client from flags; else the one `/setup` saved.
+    pub oauth: Option<OAuthClient>,
     /// The GitHub App: its id and private key (PEM), and the webhook secret.
     pub github_app: Option<AppCredentials>,
     pub webhook_secret: Option<String>,
@@ -53,6 +59,11 @@ pub struct Server {
     logs: LogStore,
     /// Running runs' lines, shared by the engine (now or after `/setup`) and HTTP.
     live: LiveLogs,
+    /// While no App is configured: the code of the one setup link, printed at start.
+    pub setup_code: Option<String>,
+    sign_in: Arc<SignIn>,
+    /// The App's slug, when `/setup` made it.
+    app_slug: Option<String>,
     parts: Parts,
 }
 
@@ -66,6 +77,8 @@ struct Parts {
     config: ServerConfig,
     /// Logins' look-ups, switched to the app's credentials with the engine.
     lookups: Arc<UserLookups>,
+    /// Who may read what; asks permissions as the app once there is one.
+    access: Access,
 }
 
 impl Parts {
@@ -73,22 +86,27 @@ impl Parts {
         let github = GitHub::with_app(&self.config.github_api_url, app)
             .context("configuring the GitHub App")?;
         self.lookups.use_app(github.clone());
+        self.access.use_app(github.clone());
         let (store, gateway, logs) = (self.store.clone(), self.gateway.clone(), self.logs.clone());
         let (live, config) = (self.live.clone(), self.config.engine.clone());
         Ok(Engine::new(store, github, gateway, logs, live, config))
     }
 
     /// The `/setup` flow, and the task that starts the engine with the app it creates.
-    fn setup(&self, deliveries: Arc<tokio::sync::Notify>) -> anyhow::Result<Arc<Setup>> {
+    fn setup(
+        &self,
+        deliveries: Arc<tokio::sync::Notify>,
+        code: String,
+    ) -> anyhow::Result<Arc<Setup>> {
         let (activate, mut created) = tokio::sync::mpsc::unbounded_channel::<SavedApp>();
         let github =
             GitHub::new(&self.config.github_api_url).context("configuring the GitHub client")?;
         let config = &self.config;
         let setup = Setup::new(
             github,
-            config.github_api_url.clone(),
             config.data_dir.clone(),
             config.engine.external_url.clone(),
+            code,
             activate,
         );
         let parts = self.clone();
@@ -124,19 +142,30 @@ impl Server {
         let github =
             GitHub::new(&config.github_api_url).context("configuring the GitHub client")?;
         // Anonymous until an app is configured, below or later by `/setup`.
-        let lookups = Arc::new(UserLookups::new(github));
+        let lookups = Arc::new(UserLookups::new(github.clone()));
         let keyring = Keyring::new(lookups.clone());
         let gateway = Gateway::new(store.clone(), keyring, Some(lookups.clone()));
         let logs = LogStore::open(config.blobs.as_deref(), dir)?;
         let saved = SavedApp::load(dir)?;
-        let (app, webhook_secret) = match (&config.github_app, saved) {
-            (Some(app), _) => (Some(app.clone()), config.webhook_secret.clone()),
-            (None, Some(saved)) => (Some(saved.credentials()), Some(saved.webhook_secret.clone())),
-            (None, None) => (None, config.webhook_secret.clone()),
+        let oauth = config.oauth.clone().or_else(|| saved.as_ref().and_then(SavedApp::oauth));
+        let (app, webhook_secret, app_slug) = match (&config.github_app, saved) {
+            (Some(app), _) => (Some(app.clone()), config.webhook_secret.clone(), None),
+            (None, Some(saved)) => (
+                Some(saved.credentials()),
+                Some(saved.webhook_secret.clone()),
+                Some(saved.slug.clone()),
+            ),
+            (None, None) => (None, config.webhook_secret.clone(), None),
         };
+        // A new code at each start: the link it makes is printed, and only it offers the form.
+        let setup_code = app.is_none().then(|| hex::encode(rand::random::<[u8; 16]>()));
         if app.is_none() {
-            tracing::warn!("no GitHub App is configured: create one at /setup");
+            tracing::warn!("no GitHub App is configured: open the setup link printed on stdout");
         }
+        let web =
+            GitHubWeb::new(&config.github_web_url).context("configuring GitHub's web host")?;
+        let sign_in = Arc::new(SignIn::new(web, oauth, &config.engine.external_url));
+        let access = Access::new(store.clone(), github.clone(), None);
         let parts = Parts {
             store: store.clone(),
             gateway: gateway.clone(),
@@ -144,10 +173,23 @@ impl Server {
             live: LiveLogs::default(),
             config: config.clone(),
             lookups,
+            access,
         };
         let engine = app.map(|app| parts.engine(app)).transpose()?;
         let live = parts.live.clone();
-        Ok(Server { host_key, store, gateway, engine, webhook_secret, logs, live, parts })
+        Ok(Server {
+            host_key,
+            store,
+            gateway,
+            engine,
+            webhook_secret,
+            logs,
+            live,
+            setup_code,
+            sign_in,
+            app_slug,
+            parts,
+        })
     }
 
     /// Runs SSH and HTTP until `shutdown` resolves or one of them fails.
@@ -162,10 +204,22 @@ impl Server {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let secret = self.webhook_secret.map(String::into_bytes);
-        let mut state = AppState::new(self.store.clone(), secret, Some(self.logs), self.live);
-        match &self.engine {
-            Some(engine) => engine.spawn(state.deliveries.clone()),
-            None => state.setup = Some(self.parts.setup(state.deliveries.clone())?),
+        let access = self.parts.access.clone();
+        let mut state = AppState::new(
+            self.store.clone(),
+            secret,
+            Some(self.logs),
+            self.live,
+            access,
+            self.sign_in,
+        );
+        *state.app_slug.write().expect("slug lock poisoned") = self.app_slug;
+        match (&self.engine, self.setup_code) {
+            (Some(engine), _) => engine.spawn(state.deliveries.clone()),
+            (None, Some(code)) => {
+                state.setup = Some(self.parts.setup(state.deliveries.clone(), code)?);
+            }
+            (None, None) => anyhow::bail!("no GitHub App and no setup code"),
         }
         let (ssh_limits, http_limits) =
             (self.parts.config.ssh_limits, self.parts.config.http_limits);
