@@ -154,13 +154,13 @@ pub async fn main(args: ServeArgs, file_limit: u64) -> anyhow::Result<()> {
     let server = Server::open(&config).await?;
     // Tests read these lines to learn the ports they asked the system to choose.
     println!("tether: ssh host key {}", server.host_key.fingerprint());
-    println!("tether: ssh listening on {}", ssh.local_addr()?);
-    println!("tether: http listening on http://{http_addr} (external URL {external})");
-    println!("tether: data in {}", args.data_dir.display());
     if let Some(code) = &server.setup_code {
         let base = external.trim_end_matches('/');
         println!("tether: no GitHub App is configured; set one up at {base}/setup?code={code}");
     }
+    println!("tether: ssh listening on {}", ssh.local_addr()?);
+    println!("tether: http listening on http://{http_addr} (external URL {external})");
+    println!("tether: data in {}", args.data_dir.display());
     server.run(ssh, http, shutdown).await
 }
 

@@ -44,6 +44,47 @@ impl World {
     pub async fn with_process(extra: &[&str], process: ProcessSetup) -> World {
         let github = FakeGitHub::start().await;
         github.add_installation(INSTALLATION, &[REPO]);
+        let world = World::with_app(github, &EXTERNAL_FLAGS, extra, process).await;
+        world.seed_privacy(false).await;
+        world
+    }
+
+    /// A world whose `octo/repo` is private, on GitHub and in the server's store.
+    pub async fn private() -> World {
+        World::private_with(&EXTERNAL_FLAGS).await
+    }
+
+    /// A private world whose server's external URL is its own loopback address, as a browser
+    /// must reach it to sign in.
+    pub async fn private_local() -> World {
+        World::private_with(&EXTERNAL_FLAGS[2..]).await
+    }
+
+    async fn private_with(external: &[&str]) -> World {
+        let github = FakeGitHub::start().await;
+        github.add_installation(INSTALLATION, &[REPO]);
+        github.set_private(REPO);
+        let world = World::with_app(github, external, &[], ProcessSetup::default()).await;
+        world.seed_privacy(true).await;
+        world
+    }
+
+    /// Records `octo/repo`'s privacy in the server's store, as the intake will from webhooks'
+    /// `repository.private`. Temporary: until the webhook wiring lands (another branch), the
+    /// tests say it through `Store::record_repository`, on the server's own SQLite file.
+    pub async fn seed_privacy(&self, private: bool) {
+        let store =
+            tether::store::Store::open(&self.server.data_dir.join("tether.db")).await.unwrap();
+        store.record_repository(REPO, private, Some(INSTALLATION)).await.unwrap();
+    }
+
+    /// The app's flags, its OAuth client's, `external`'s and `extra`.
+    async fn with_app(
+        github: FakeGitHub,
+        external: &[&str],
+        extra: &[&str],
+        process: ProcessSetup,
+    ) -> World {
         let dir = tempfile::tempdir().unwrap();
         let (app_id, pem) = github.app_credentials();
         let key = dir.path().join("app.pem");
@@ -56,8 +97,12 @@ impl World {
             key.to_str().unwrap(),
             "--github-webhook-secret",
             SECRET,
+            "--github-client-id",
+            crate::fake_github::CLIENT_ID,
+            "--github-client-secret",
+            crate::fake_github::CLIENT_SECRET,
         ];
-        flags.extend_from_slice(&EXTERNAL_FLAGS);
+        flags.extend_from_slice(external);
         flags.extend_from_slice(extra);
         World::start(github, dir, &flags, process).await
     }
@@ -227,6 +272,7 @@ impl World {
     }
 }
 
+/// The external URL first: [`World::private_local`] leaves it out.
 const EXTERNAL_FLAGS: [&str; 4] =
     ["--external-url", "https://ci.example.com", "--ssh-public-addr", "ci.example.com:6455"];
 
