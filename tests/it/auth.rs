@@ -278,3 +278,34 @@ async fn bearer_tokens_read_as_their_person_and_a_refused_token_is_401() {
     assert_eq!(refused.status, 401, "{refused:?}");
     assert_eq!(get("/api/v1/runs".into(), "ghu_forged").await.status, 401);
 }
+
+#[tokio::test]
+async fn a_reader_signs_in_with_chromium_through_the_fake_and_sees_the_private_run() {
+    let Some(mut browser) = crate::browser::Browser::start().await else { return };
+    let world = World::private_local().await;
+    world.github.set_permission(REPO, "bob", "read");
+    world.github.sign_in_as("bob");
+    let sha = world.commit_config("[checks.hidden]\nrun = \"true\"\n");
+    world.deliver("push", "browser-1", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(LONG, |rs| rs.len() == 1).await;
+    let id = runs[0]["external_id"].as_str().unwrap().to_string();
+    let server = &world.server.http_url;
+    let run_url = format!("{server}/runs/{id}");
+
+    browser.navigate(&run_url).await;
+    let hidden = "document.body && document.body.innerText.includes('Not found')";
+    assert!(browser.wait_for(LONG, hidden).await, "{}", browser.dom().await);
+    browser.navigate(&format!("{server}/login")).await;
+    let home = format!(
+        "location.href === '{server}/' && document.body.innerText.includes('bob') \
+         && document.body.innerText.includes('sign out')"
+    );
+    assert!(browser.wait_for(LONG, &home).await, "{}", browser.dom().await);
+    browser.navigate(&run_url).await;
+    let shown = "document.body && document.body.innerText.includes('hidden') \
+                 && document.body.innerText.includes('Waiting for a runner')";
+    assert!(browser.wait_for(LONG, shown).await, "{}", browser.dom().await);
+    browser.screenshot("signed-in-run").await;
+    // The session cookie is out of scripts' reach.
+    assert_eq!(browser.eval("document.cookie.includes('tether_session')").await, false);
+}
