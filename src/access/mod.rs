@@ -10,6 +10,11 @@ use crate::core::auth::{ACCESS_CACHE_TTL, TtlCache, secret_hash};
 use crate::github::{GitHub, GitHubError, Permission};
 use crate::store::Store;
 
+/// The most installations whose repositories are listed for one person (each up to 10 calls);
+/// beyond it, the others' runs show in lists only when their repository is public, and on their
+/// own pages as always.
+pub const LIST_INSTALLATIONS_MAX: usize = 50;
+
 /// Who is asking.
 #[derive(Clone, Debug, Default)]
 pub enum Visitor {
@@ -165,7 +170,8 @@ impl Access {
         }
     }
 
-    /// The private repositories (lowercased "owner/name") `visitor` may read, for lists: from
+    /// The repositories (lowercased "owner/name") `visitor` may read beyond the public ones, for
+    /// lists: from
     /// `GET /user/installations/{id}/repositories` with their token, for every installation
     /// runs came through. Cached per token; an installation GitHub cannot list now is left
     /// out, and the answer then not cached.
@@ -181,14 +187,18 @@ impl Access {
         }
         let mut readable = Vec::new();
         let mut complete = true;
-        for installation in self.inner.store.known_installations().await? {
+        let installations = self.inner.store.known_installations().await?;
+        if installations.len() > LIST_INSTALLATIONS_MAX {
+            let count = installations.len();
+            tracing::warn!(count, "listing the first {LIST_INSTALLATIONS_MAX} installations only");
+        }
+        for installation in installations.into_iter().take(LIST_INSTALLATIONS_MAX) {
             match self.inner.api.installation_repos_of(&person.token, installation).await {
-                Ok(repos) => readable.extend(
-                    repos
-                        .into_iter()
-                        .filter(|r| r.private)
-                        .map(|r| r.full_name.to_ascii_lowercase()),
-                ),
+                // Public ones too: a repository whose privacy is not recorded yet counts as
+                // private, and GitHub just said this person may read it.
+                Ok(repos) => {
+                    readable.extend(repos.into_iter().map(|r| r.full_name.to_ascii_lowercase()))
+                }
                 Err(e) => {
                     complete = false;
                     tracing::warn!(

@@ -305,3 +305,44 @@ pub async fn logout(
     let clear = state.sign_in.cookie(SESSION_COOKIE, "", "/", Duration::ZERO);
     Ok(([(header::SET_COOKIE, clear)], Redirect::to("/")).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name_and_bounded() {
+        let map =
+            headers(&[("cookie", "a=1; tether_session=abc"), ("cookie", "x_tether_session=no")]);
+        assert_eq!(cookie(&map, SESSION_COOKIE).as_deref(), Some("abc"));
+        assert_eq!(cookie(&map, "tether"), None);
+        let long = format!("tether_session={}", "a".repeat(COOKIE_VALUE_MAX_BYTES + 1));
+        assert_eq!(cookie(&headers(&[("cookie", &long)]), SESSION_COOKIE), None);
+    }
+
+    #[test]
+    fn bearer_tokens_are_taken_only_in_their_form() {
+        let token = |value: &str| {
+            bearer(&headers(&[("authorization", value)])).map(|t| t.map(String::from))
+        };
+        assert_eq!(token("Bearer ghu_x").unwrap().as_deref(), Some("ghu_x"));
+        assert_eq!(token("token ghu_x").unwrap().as_deref(), Some("ghu_x"));
+        assert!(bearer(&HeaderMap::new()).unwrap().is_none());
+        for bad in
+            ["Basic dXNlcjpwdw==", "Bearer", "Bearer  ", &format!("Bearer {}", "x".repeat(513))]
+        {
+            assert!(matches!(token(bad), Err(HttpError::Unauthorized(_))), "{bad}");
+        }
+    }
+}

@@ -276,6 +276,7 @@ async fn bearer_tokens_read_as_their_person_and_a_refused_token_is_401() {
     assert_eq!(get(format!("/api/v1/runs/{id}"), "ghu_carol").await.status, 404);
     let refused = get(format!("/api/v1/runs/{id}"), "ghu_forged").await;
     assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(refused.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")));
     assert_eq!(get("/api/v1/runs".into(), "ghu_forged").await.status, 401);
 }
 

@@ -131,6 +131,22 @@ impl World {
         World { github, server, repo: Repo::new(), keys, dir }
     }
 
+    /// Creates the App through `/setup` as its owner would: the printed link, the form's
+    /// `state` and its cookie, and GitHub's redirect back with `manifest_code` (registered on
+    /// the fake here). The callback's answer.
+    pub async fn create_app_through_setup(&self, manifest_code: &str) -> Reply {
+        let link = self.server.setup_link.clone().expect("a setup link on stdout");
+        let path = &link[link.find("/setup").unwrap()..];
+        let form = http_request(&self.server.http_url, "GET", path, &[], b"").await;
+        assert_eq!(form.status, 200, "{form:?}");
+        let (_, state) = form.body.split_once("?state=").expect("a form with a state");
+        let state = &state[..state.find('"').unwrap()];
+        let cookie = format!("tether_setup_state={state}");
+        self.github.register_manifest_code(manifest_code);
+        let callback = format!("/setup/callback?code={manifest_code}&state={state}");
+        http_request(&self.server.http_url, "GET", &callback, &[("Cookie", &cookie)], b"").await
+    }
+
     /// The SSH key of one of [`USERS`].
     pub fn key(&self, login: &str) -> &SshKey {
         &self.keys[USERS.iter().position(|(l, _)| *l == login).expect("a user of the world")]
