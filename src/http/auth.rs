@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -176,6 +177,36 @@ pub fn message(status: StatusCode, title: &'static str, message: String, offer: 
     let page = MessagePage { header: Header::default(), title, message, offer_sign_in: offer };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => HttpError::Internal(e.into()).into_response(),
+    }
+}
+
+/// Marks the one 404 page, for [`not_found_page`].
+#[derive(Clone, Copy)]
+pub struct NotFoundPage;
+
+/// The 404 page for a signed-in person: their header, and no offer to sign in. The same for a
+/// missing run and a hidden one, as the anonymous page is.
+pub async fn not_found_page(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let secret = cookie(request.headers(), SESSION_COOKIE);
+    let response = next.run(request).await;
+    let (Some(secret), Some(_)) = (secret, response.extensions().get::<NotFoundPage>()) else {
+        return response;
+    };
+    let session = match state.store.session(secret_hash(&secret)).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return response,
+        Err(e) => return HttpError::from(e).into_response(),
+    };
+    let header = Header { login: Some(session.login), csrf: csrf_token(&secret) };
+    let text = "There is nothing here, or nothing you may see.".to_string();
+    let page = MessagePage { header, title: "Not found", message: text, offer_sign_in: false };
+    match page.render() {
+        Ok(html) => (StatusCode::NOT_FOUND, Html(html)).into_response(),
         Err(e) => HttpError::Internal(e.into()).into_response(),
     }
 }

@@ -111,6 +111,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(webhook::WEBHOOK_MAX_BODY_BYTES)),
         )
         .fallback(|| async { HttpError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::not_found_page))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -189,9 +190,14 @@ impl IntoResponse for HttpError {
 
 /// The one 404, for a run (or repository) that does not exist and for one the visitor may not
 /// read alike, so that neither tells them apart. It offers sign-in: a private repository's runs
-/// show once signed in.
+/// show once signed in. [`auth::not_found_page`] gives a signed-in person their header instead.
 fn not_found() -> Response {
-    let text = "There is nothing here, or nothing you may see. If this is a private repository's \
-                run, sign in with a GitHub account that may read the repository.";
-    auth::message(StatusCode::NOT_FOUND, "Not found", text.into(), true)
+    let mut response =
+        auth::message(StatusCode::NOT_FOUND, "Not found", NOT_FOUND_TEXT.into(), true);
+    response.extensions_mut().insert(auth::NotFoundPage);
+    response
 }
+
+/// What the 404 page says.
+const NOT_FOUND_TEXT: &str = "There is nothing here, or nothing you may see. If this is a \
+    private repository's run, sign in with a GitHub account that may read the repository.";

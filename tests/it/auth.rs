@@ -126,7 +126,9 @@ async fn assert_hidden(world: &World, session: &mut Session, id: &str, who: &str
     let repo = session.get(server, &format!("/repos/{REPO}")).await;
     let none = session.get(server, "/repos/octo/nothing").await;
     assert_eq!((repo.status, &repo.body), (404, &none.body), "{who}: the repository page");
-    assert!(repo.body.contains("href=\"/login\""), "the 404 offers sign-in: {}", repo.body);
+    let signed_out = !session.has("tether_session");
+    let offers = repo.body.contains("Sign in with GitHub</a></p>");
+    assert_eq!(offers, signed_out, "{who}: the 404 offers sign-in when signed out: {}", repo.body);
     let link = format!("/runs/{id}\"");
     assert!(!session.get(server, "/").await.body.contains(&link), "{who}: listed on /");
     for list in ["/api/v1/runs".to_string(), format!("/api/v1/runs?repo={REPO}")] {
