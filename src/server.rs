@@ -64,6 +64,8 @@ pub struct Server {
     sign_in: Arc<SignIn>,
     /// The App's slug, when `/setup` made it.
     app_slug: Option<String>,
+    /// The App's credentials, when configured at start.
+    app: Option<AppCredentials>,
     parts: Parts,
 }
 
@@ -90,6 +92,22 @@ impl Parts {
         let (store, gateway, logs) = (self.store.clone(), self.gateway.clone(), self.logs.clone());
         let (live, config) = (self.live.clone(), self.config.engine.clone());
         Ok(Engine::new(store, github, gateway, logs, live, config))
+    }
+
+    /// Asks GitHub for the slug of an App given by flags, for the setup page, in the
+    /// background: the server does not wait on GitHub to start.
+    fn learn_slug(&self, app: AppCredentials, slot: Arc<std::sync::RwLock<Option<String>>>) {
+        let api_url = self.config.github_api_url.clone();
+        tokio::spawn(async move {
+            let slug = match GitHub::with_app(&api_url, app) {
+                Ok(github) => github.app_slug().await,
+                Err(e) => Err(e),
+            };
+            match slug {
+                Ok(slug) => *slot.write().expect("slug lock poisoned") = Some(slug),
+                Err(e) => tracing::warn!("learning the GitHub App's slug: {e}"),
+            }
+        });
     }
 
     /// The `/setup` flow, and the task that starts the engine with the app it creates.
@@ -175,7 +193,7 @@ impl Server {
             lookups,
             access,
         };
-        let engine = app.map(|app| parts.engine(app)).transpose()?;
+        let engine = app.clone().map(|app| parts.engine(app)).transpose()?;
         let live = parts.live.clone();
         Ok(Server {
             host_key,
@@ -188,6 +206,7 @@ impl Server {
             setup_code,
             sign_in,
             app_slug,
+            app,
             parts,
         })
     }
@@ -213,7 +232,11 @@ impl Server {
             access,
             self.sign_in,
         );
-        *state.app_slug.write().expect("slug lock poisoned") = self.app_slug;
+        match (self.app_slug, &self.app) {
+            (Some(slug), _) => *state.app_slug.write().expect("slug lock poisoned") = Some(slug),
+            (None, Some(app)) => self.parts.learn_slug(app.clone(), state.app_slug.clone()),
+            (None, None) => {}
+        }
         match (&self.engine, self.setup_code) {
             (Some(engine), _) => engine.spawn(state.deliveries.clone()),
             (None, Some(code)) => {

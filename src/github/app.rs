@@ -150,6 +150,16 @@ impl GitHub {
         Ok(self.request_token(self.app()?, installation_id, &limits).await?.secret)
     }
 
+    /// `GET /app`, as the app: its slug, for the setup page of a server configured by flags.
+    pub async fn app_slug(&self) -> Result<String, GitHubError> {
+        #[derive(Deserialize)]
+        struct AppBody {
+            slug: String,
+        }
+        let app: AppBody = self.bounded(self.app()?.jwt.get("/app", None::<&()>)).await?;
+        Ok(app.slug)
+    }
+
     /// App Manifest flow: `POST /app-manifests/{code}/conversions`, without credentials (the
     /// code is the credential). A code is good once, for an hour.
     pub async fn convert_manifest(&self, code: &str) -> Result<NewApp, GitHubError> {

@@ -302,6 +302,7 @@ fn router(state: Shared) -> Router {
         .route("/user/installations/{id}/repositories", get(oauth::installation_repositories))
         .route("/login/oauth/authorize", get(oauth::authorize))
         .route("/login/oauth/access_token", post(oauth::access_token))
+        .route("/app", get(auth::app))
         .route("/app/installations", get(auth::installations))
         .route("/app/installations/{id}/access_tokens", post(auth::access_tokens))
         .route("/app-manifests/{code}/conversions", post(auth::convert_manifest))

@@ -118,3 +118,23 @@ async fn setup_needs_the_printed_code_and_a_bound_state_and_creates_the_app_once
     let (_, page) = world.server.get("/setup").await;
     assert!(page.contains("tether-fake") && !page.contains("name=\"manifest\""), "{page}");
 }
+
+#[tokio::test]
+async fn a_server_configured_by_flags_names_its_app_on_setup_and_refuses_the_callback() {
+    let world = World::new().await;
+    assert!(world.server.setup_link.is_none(), "no link when an App is configured");
+    // The slug is asked of GitHub (`GET /app`) in the background at start.
+    let deadline = tokio::time::Instant::now() + LONG;
+    let mut page = world.server.get("/setup").await.1;
+    while !page.contains("tether-fake") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        page = world.server.get("/setup").await.1;
+    }
+    assert!(page.contains("tether-fake"), "{page}");
+    assert!(page.contains("/apps/tether-fake/installations/new") && !page.contains("manifest"));
+    world.github.register_manifest_code("attacker-code");
+    let reply = callback(&world, "attacker-code", "any", Some("tether_setup_state=any")).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(world.github.calls("POST /app-manifests/attacker-code/conversions"), 0);
+    assert!(!world.server.data_dir.join("github-app.json").exists());
+}
