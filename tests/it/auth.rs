@@ -95,6 +95,14 @@ pub async fn signed_in(world: &World, login: &str) -> Session {
     let done = sign_in(world, &mut session).await;
     assert_eq!((done.status, done.header("location")), (303, Some("/")), "{done:?}");
     assert!(session.has("tether_session"));
+    let set =
+        done.headers.iter().map(|(_, v)| v).find(|v| v.starts_with("tether_session=")).unwrap();
+    let secret = set.split(';').next().unwrap().trim_start_matches("tether_session=");
+    assert_eq!(secret.len(), 64, "256 bits, hex: {set}");
+    // The world's external URL is https: the cookie is Secure.
+    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Max-Age=1209600", "Path=/"] {
+        assert!(set.split("; ").any(|a| a == attribute), "{attribute} in {set}");
+    }
     session
 }
 
