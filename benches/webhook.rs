@@ -38,6 +38,7 @@ async fn start_server(
         github_api_url: "http://127.0.0.1:9".into(),
         github_web_url: "http://127.0.0.1:9".into(),
         oauth: None,
+        access_cache_ttl: tether::core::auth::ACCESS_CACHE_TTL,
         github_app: None,
         webhook_secret: Some(SECRET.into()),
         blobs: None,

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub github_web_url: String,
     /// The App's OAuth client from flags; else the one `/setup` saved.
     pub oauth: Option<OAuthClient>,
+    /// How long GitHub's answers about people are kept (`core::auth::ACCESS_CACHE_TTL`).
+    pub access_cache_ttl: std::time::Duration,
     /// The GitHub App: its id and private key (PEM), and the webhook secret.
     pub github_app: Option<AppCredentials>,
     pub webhook_secret: Option<String>,
@@ -183,7 +185,7 @@ impl Server {
         let web =
             GitHubWeb::new(&config.github_web_url).context("configuring GitHub's web host")?;
         let sign_in = Arc::new(SignIn::new(web, oauth, &config.engine.external_url));
-        let access = Access::new(store.clone(), github.clone(), None);
+        let access = Access::new(store.clone(), github.clone(), None, config.access_cache_ttl);
         let parts = Parts {
             store: store.clone(),
             gateway: gateway.clone(),

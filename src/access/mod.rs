@@ -1,12 +1,12 @@
 //! Who may read what: a visitor (anonymous, or a person signed in or holding a GitHub token)
 //! and the repositories whose runs they may see, asked of GitHub and cached for
-//! [`ACCESS_CACHE_TTL`]. Public repositories' runs are everyone's; a private one's (or one whose
+//! [`ACCESS_CACHE_TTL`](crate::core::auth::ACCESS_CACHE_TTL). Public repositories' runs are everyone's; a private one's (or one whose
 //! privacy is unknown) only a person GitHub lets read it.
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use crate::core::auth::{ACCESS_CACHE_TTL, TtlCache, secret_hash};
+use crate::core::auth::{TtlCache, secret_hash};
 use crate::github::{GitHub, GitHubError, Permission};
 use crate::store::Store;
 
@@ -89,15 +89,16 @@ struct Inner {
 impl Access {
     /// `api` is a client without credentials on GitHub's API; `app` the App's, when there is
     /// one already.
-    pub fn new(store: Store, api: GitHub, app: Option<GitHub>) -> Access {
+    /// GitHub's answers are kept for `cache_ttl` (`core::auth::ACCESS_CACHE_TTL` but in tests).
+    pub fn new(store: Store, api: GitHub, app: Option<GitHub>, cache_ttl: Duration) -> Access {
         Access {
             inner: Arc::new(Inner {
                 store,
                 api,
                 app: RwLock::new(app),
-                permissions: Mutex::new(TtlCache::new(ACCESS_CACHE_TTL)),
-                tokens: Mutex::new(TtlCache::new(ACCESS_CACHE_TTL)),
-                lists: Mutex::new(TtlCache::new(ACCESS_CACHE_TTL)),
+                permissions: Mutex::new(TtlCache::new(cache_ttl)),
+                tokens: Mutex::new(TtlCache::new(cache_ttl)),
+                lists: Mutex::new(TtlCache::new(cache_ttl)),
             }),
         }
     }
@@ -224,6 +225,7 @@ fn now() -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::auth::ACCESS_CACHE_TTL;
 
     /// A GitHub nobody listens on: any call to it fails, so a test passes only without one.
     fn unreachable() -> GitHub {
@@ -236,7 +238,7 @@ mod tests {
         let store = Store::open(&dir.path().join("t.db")).await.unwrap();
         store.record_repository("acme/open", false, Some(1)).await.unwrap();
         store.record_repository("acme/secret", true, Some(1)).await.unwrap();
-        let access = Access::new(store, unreachable(), Some(unreachable()));
+        let access = Access::new(store, unreachable(), Some(unreachable()), ACCESS_CACHE_TTL);
         let anonymous = Visitor::Anonymous;
         let alice = Visitor::Person(Person::new("alice".into(), "gho_x".into(), None));
         assert!(access.may_read(&anonymous, "ACME/open", None).await.unwrap());

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// and operators; hidden, as the default suits the internet.
     #[arg(long, env = "TETHER_SSH_LOGIN_TIMEOUT", hide = true, default_value = "30s", value_parser = parse_duration)]
     ssh_login_timeout: Duration,
+    /// How long GitHub's answers about people (who a token is, what they may read) are kept.
+    /// For tests; hidden, as the default is what the design asks.
+    #[arg(long, env = "TETHER_ACCESS_CACHE_TTL", hide = true, default_value = "5m", value_parser = parse_duration)]
+    access_cache_ttl: Duration,
     /// How long an HTTP client has to send a request's headers. For tests and operators.
     #[arg(long, env = "TETHER_HTTP_HEADER_TIMEOUT", hide = true, default_value = "30s", value_parser = parse_duration)]
     http_header_timeout: Duration,
@@ -132,6 +136,7 @@ pub async fn main(args: ServeArgs, file_limit: u64) -> anyhow::Result<()> {
             }),
             _ => None,
         },
+        access_cache_ttl: args.access_cache_ttl,
         github_app: app_credentials(&args)?,
         webhook_secret: args.github_webhook_secret.clone(),
         blobs: args.blobs.clone(),

@@ -114,14 +114,26 @@ impl FromRequestParts<AppState> for Visitor {
         let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Ok(Visitor::Anonymous);
         };
-        Ok(match state.store.session(secret_hash(&secret)).await? {
-            Some(session) => Visitor::Person(Person::new(
-                session.login,
-                session.github_token,
-                Some(csrf_token(&secret)),
-            )),
-            None => Visitor::Anonymous,
-        })
+        let hash = secret_hash(&secret);
+        let Some(session) = state.store.session(hash).await? else {
+            return Ok(Visitor::Anonymous);
+        };
+        // A session lasts while GitHub still takes the person's token (asked at most every 5
+        // minutes): revoking tether's authorization on GitHub, or the token expiring, ends it.
+        // GitHub being down does not.
+        match state.access.bearer(&session.github_token).await {
+            Err(BearerError::Refused) => {
+                tracing::info!(login = session.login, "GitHub refused a session's token: ended");
+                state.store.delete_session(hash).await?;
+                return Ok(Visitor::Anonymous);
+            }
+            Err(BearerError::Unavailable(why)) => {
+                tracing::warn!(login = session.login, "checking a session's token: {why}");
+            }
+            Ok(_) => {}
+        }
+        let csrf = Some(csrf_token(&secret));
+        Ok(Visitor::Person(Person::new(session.login, session.github_token, csrf)))
     }
 }
 

@@ -320,3 +320,34 @@ async fn a_reader_signs_in_with_chromium_through_the_fake_and_sees_the_private_r
     // The session cookie is out of scripts' reach.
     assert_eq!(browser.eval("document.cookie.includes('tether_session')").await, false);
 }
+
+#[tokio::test]
+async fn a_session_ends_when_github_refuses_its_token_and_outlives_an_outage() {
+    // Answers are not cached here, so that each request asks GitHub as one would every 5 minutes.
+    let world = World::private_with_flags(&["--access-cache-ttl", "0s"]).await;
+    world.github.set_permission(REPO, "bob", "read");
+    let sha = world.commit_config("[checks.queued]\nrun = \"true\"\n");
+    world.deliver("push", "revoked-1", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(LONG, |rs| rs.len() == 1).await;
+    let run = format!("/runs/{}", runs[0]["external_id"].as_str().unwrap());
+    let server = world.server.http_url.clone();
+    let mut bob = signed_in(&world, "bob").await;
+    assert_eq!(bob.get(&server, &run).await.status, 200);
+
+    // GitHub down: still signed in (the run itself cannot be vouched for meanwhile).
+    world.github.set_down(true);
+    let home = bob.get(&server, "/").await;
+    world.github.set_down(false);
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("<span class=\"login\">bob</span>"), "{}", home.body);
+    assert_eq!(bob.get(&server, &run).await.status, 200);
+
+    // Revoked on GitHub: the session ends, and stays ended.
+    world.github.revoke_user_tokens_of("bob");
+    let after = bob.get(&server, &run).await;
+    assert_eq!(after.status, 404);
+    assert!(after.body.contains("Sign in with GitHub</a></p>"), "{}", after.body);
+    world.github.add_user_token("ghu_again", "bob");
+    let home = bob.get(&server, "/").await;
+    assert!(!home.body.contains("<span class=\"login\">"), "{}", home.body);
+}

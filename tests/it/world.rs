@@ -51,20 +51,25 @@ impl World {
 
     /// A world whose `octo/repo` is private, on GitHub and in the server's store.
     pub async fn private() -> World {
-        World::private_with(&EXTERNAL_FLAGS).await
+        World::private_with(&EXTERNAL_FLAGS, &[]).await
+    }
+
+    /// A private world whose server has these extra flags.
+    pub async fn private_with_flags(extra: &[&str]) -> World {
+        World::private_with(&EXTERNAL_FLAGS, extra).await
     }
 
     /// A private world whose server's external URL is its own loopback address, as a browser
     /// must reach it to sign in.
     pub async fn private_local() -> World {
-        World::private_with(&EXTERNAL_FLAGS[2..]).await
+        World::private_with(&EXTERNAL_FLAGS[2..], &[]).await
     }
 
-    async fn private_with(external: &[&str]) -> World {
+    async fn private_with(external: &[&str], extra: &[&str]) -> World {
         let github = FakeGitHub::start().await;
         github.add_installation(INSTALLATION, &[REPO]);
         github.set_private(REPO);
-        let world = World::with_app(github, external, &[], ProcessSetup::default()).await;
+        let world = World::with_app(github, external, extra, ProcessSetup::default()).await;
         world.seed_privacy(true).await;
         world
     }

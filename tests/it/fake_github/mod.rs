@@ -166,6 +166,22 @@ impl FakeGitHub {
         state.tokens.insert(token.to_string());
     }
 
+    /// Revokes every user token of `login`, as when they revoke the App's authorization.
+    pub fn revoke_user_tokens_of(&self, login: &str) {
+        let mut state = self.state();
+        let theirs: Vec<String> = state
+            .oauth
+            .user_tokens
+            .iter()
+            .filter(|(_, owner)| owner.eq_ignore_ascii_case(login))
+            .map(|(token, _)| token.clone())
+            .collect();
+        for token in theirs {
+            state.oauth.user_tokens.remove(&token);
+            state.tokens.remove(&token);
+        }
+    }
+
     /// Makes `repo` private on the fake (it is public otherwise).
     pub fn set_private(&self, repo: &str) {
         self.state().oauth.private.insert(repo.to_string());
