@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, SystemTime};
 
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -17,8 +18,7 @@ pub const LOGIN_STATE_TTL: Duration = Duration::from_secs(10 * 60);
 pub const SETUP_STATE_TTL: Duration = Duration::from_secs(60 * 60);
 /// How long GitHub's answers about a person (who a token is, what they may read) are kept.
 pub const ACCESS_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
-/// The most states waiting at once; beyond it the oldest is forgotten, so that strangers
-/// loading `/login` cannot grow memory.
+/// The most setup states waiting at once; beyond it the oldest is forgotten.
 pub const PENDING_STATES_MAX: usize = 10_000;
 /// The most answers a cache keeps; beyond it the expired, then the oldest, go.
 pub const ACCESS_CACHE_ENTRIES_MAX: usize = 10_000;
@@ -67,7 +67,55 @@ pub fn secure_cookies(external_url: &str) -> bool {
     external_url.starts_with("https://")
 }
 
-/// States handed out and not yet used (sign-in's and setup's), each good once until it
+/// Sign-in's `state` values, sealed rather than remembered: `NONCE.EXPIRY.MAC`, the MAC an
+/// HMAC-SHA256 under a key of this process. Strangers loading `/login` then cost no memory and
+/// cannot push anyone's state out; the state's cookie binds it to the browser, and GitHub takes
+/// its code once. A restart forgets the key, and so every state handed out before.
+pub struct StateSeal {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for StateSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateSeal(..)")
+    }
+}
+
+impl StateSeal {
+    pub fn new(key: [u8; 32]) -> StateSeal {
+        StateSeal { key }
+    }
+
+    fn mac(&self, nonce: &str, expires_at_secs: u64) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key");
+        mac.update(b"tether login state\0");
+        mac.update(format!("{nonce}.{expires_at_secs}").as_bytes());
+        mac
+    }
+
+    /// The state for `nonce` (random, hex), good until `expires_at_secs` (Unix time).
+    pub fn seal(&self, nonce: &str, expires_at_secs: u64) -> String {
+        let mac = hex::encode(self.mac(nonce, expires_at_secs).finalize().into_bytes());
+        format!("{nonce}.{expires_at_secs}.{mac}")
+    }
+
+    /// Whether `state` was sealed with this key and has not expired at `now_secs`.
+    pub fn open(&self, state: &str, now_secs: u64) -> bool {
+        let mut parts = state.split('.');
+        let (Some(nonce), Some(expiry), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let (Ok(expiry), Ok(mac)) = (expiry.parse::<u64>(), hex::decode(mac)) else {
+            return false;
+        };
+        // `verify_slice` compares in constant time.
+        expiry > now_secs && self.mac(nonce, expiry).verify_slice(&mac).is_ok()
+    }
+}
+
+/// States handed out and not yet used (setup's, which only the holder of the printed code gets), each good once until it
 /// expires; at most [`PENDING_STATES_MAX`].
 #[derive(Debug)]
 pub struct PendingStates {
@@ -153,6 +201,21 @@ mod tests {
         states.issue("c".into(), T0);
         states.clear();
         assert!(!states.redeem("c", T0));
+    }
+
+    #[test]
+    fn sealed_states_open_with_their_key_until_they_expire() {
+        let seal = StateSeal::new([7; 32]);
+        let state = seal.seal("abcd", 1_000);
+        assert!(seal.open(&state, 999));
+        assert!(!seal.open(&state, 1_000), "expired");
+        assert!(!StateSeal::new([8; 32]).open(&state, 0), "another key: another process");
+        let later = state.replacen(".1000.", ".9999.", 1);
+        assert!(!seal.open(&later, 0), "the expiry is sealed too");
+        for bad in ["", "abcd", "abcd.1000", "abcd.x.00", &format!("{state}.x"), "a.1.zz"] {
+            assert!(!seal.open(bad, 0), "{bad:?}");
+        }
+        assert!(!format!("{seal:?}").contains('7'));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! [`Visitor`] every handler that shows runs asks for (a session's person, a bearer token's,
 //! or anonymous).
 
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::{Duration, SystemTime};
 
 use askama::Template;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::{AppState, HttpError};
 use crate::access::{BearerError, Person, Visitor};
 use crate::core::auth::{
-    LOGIN_STATE_TTL, PendingStates, SESSION_TTL, csrf_token, same_secret, secret_hash,
+    LOGIN_STATE_TTL, SESSION_TTL, StateSeal, csrf_token, same_secret, secret_hash,
 };
 use crate::github::{GitHubError, GitHubWeb, OAuthClient};
 
@@ -37,7 +37,8 @@ pub struct SignIn {
     oauth: RwLock<Option<OAuthClient>>,
     external_url: String,
     secure: bool,
-    states: Mutex<PendingStates>,
+    /// Seals sign-in states under a key of this process.
+    seal: StateSeal,
 }
 
 impl SignIn {
@@ -47,7 +48,7 @@ impl SignIn {
             oauth: RwLock::new(oauth),
             external_url: external_url.trim_end_matches('/').to_string(),
             secure: crate::core::auth::secure_cookies(external_url),
-            states: Mutex::new(PendingStates::new(LOGIN_STATE_TTL)),
+            seal: StateSeal::new(rand::random()),
         }
     }
 
@@ -88,6 +89,11 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.to_string())
         .filter(|value| value.len() <= COOKIE_VALUE_MAX_BYTES)
+}
+
+/// Seconds since the Unix epoch.
+fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A random 256-bit secret, hex.
@@ -231,12 +237,8 @@ pub async fn login(State(state): State<AppState>) -> Response {
                    secret (from /setup, or --github-client-id and --github-client-secret).";
         return message(StatusCode::SERVICE_UNAVAILABLE, "Sign-in unavailable", why.into(), false);
     };
-    let login_state = random_secret();
-    sign_in
-        .states
-        .lock()
-        .expect("sign-in lock poisoned")
-        .issue(login_state.clone(), SystemTime::now());
+    let expires = unix_secs(SystemTime::now() + LOGIN_STATE_TTL);
+    let login_state = sign_in.seal.seal(&hex::encode(rand::random::<[u8; 16]>()), expires);
     let target = sign_in.web.authorize_url(&oauth, &sign_in.redirect_uri(), &login_state);
     let cookie = sign_in.cookie(LOGIN_STATE_COOKIE, &login_state, "/auth", LOGIN_STATE_TTL);
     ([(header::SET_COOKIE, cookie)], Redirect::to(&target)).into_response()
@@ -286,8 +288,7 @@ async fn start_session(
     };
     let given = q.state.as_deref().unwrap_or_default();
     let bound = cookie(headers, LOGIN_STATE_COOKIE).is_some_and(|c| same_secret(&c, given));
-    let issued =
-        sign_in.states.lock().expect("sign-in lock poisoned").redeem(given, SystemTime::now());
+    let issued = sign_in.seal.open(given, unix_secs(SystemTime::now()));
     if !bound || !issued {
         return Err(stale());
     }
