@@ -6,6 +6,7 @@
 pub mod access;
 pub mod cli;
 pub mod core;
+pub mod data_dir;
 pub mod engine;
 pub mod exec;
 pub mod github;

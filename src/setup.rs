@@ -100,6 +100,8 @@ pub fn manifest(external_url: &str) -> serde_json::Value {
         "url": base,
         "hook_attributes": { "url": format!("{base}/integrations/github/events"), "active": true },
         "redirect_url": format!("{base}/setup/callback"),
+        // Where "Sign in with GitHub" comes back to.
+        "callback_urls": [format!("{base}/auth/callback")],
         "public": false,
         "default_permissions": {
             "checks": "write",
@@ -136,6 +138,8 @@ mod tests {
             "https://ci.example.com/integrations/github/events"
         );
         assert_eq!(m["redirect_url"], "https://ci.example.com/setup/callback");
+        assert_eq!(m["callback_urls"][0], "https://ci.example.com/auth/callback");
+        assert!(m["default_events"].as_array().unwrap().contains(&"repository".into()));
         assert_eq!(m["default_permissions"]["checks"], "write");
         assert_eq!(m["default_permissions"]["deployments"], "write");
         assert!(m["default_events"].as_array().unwrap().contains(&"issue_comment".into()));
