@@ -80,16 +80,16 @@ struct Inner {
     /// Whether a person (lowercased login) may read a repository (lowercased), by GitHub's
     /// collaborator permission.
     permissions: Mutex<TtlCache<(String, String), bool>>,
-    /// Whose a bearer token is, by the token's SHA-256.
-    tokens: Mutex<TtlCache<[u8; 32], String>>,
+    /// Whose a bearer token is, by the token's SHA-256; `None` for one GitHub refused, which
+    /// never comes back to life, so that a script retrying a dead token costs one call.
+    tokens: Mutex<TtlCache<[u8; 32], Option<String>>>,
     /// The private repositories a person may read (lowercased), by their token's SHA-256.
     lists: Mutex<TtlCache<[u8; 32], Vec<String>>>,
 }
 
 impl Access {
     /// `api` is a client without credentials on GitHub's API; `app` the App's, when there is
-    /// one already.
-    /// GitHub's answers are kept for `cache_ttl` (`core::auth::ACCESS_CACHE_TTL` but in tests).
+    /// one already. GitHub's answers are kept for `cache_ttl` (`core::auth::ACCESS_CACHE_TTL` but in tests).
     pub fn new(store: Store, api: GitHub, app: Option<GitHub>, cache_ttl: Duration) -> Access {
         Access {
             inner: Arc::new(Inner {
@@ -108,20 +108,26 @@ impl Access {
         *self.inner.app.write().expect("access lock poisoned") = Some(app);
     }
 
-    /// The person a bearer token belongs to (`GET /user`, cached by the token's hash).
+    /// The person a bearer token belongs to (`GET /user`, cached by the token's hash, a
+    /// refusal too). Only a token GitHub could have given out (letters, digits, `_`) is sent.
     pub async fn bearer(&self, token: &str) -> Result<Person, BearerError> {
+        if !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(BearerError::Refused);
+        }
         let key = secret_hash(token);
         let cached = self.inner.tokens.lock().expect("access lock poisoned").get(&key, now());
         let login = match cached {
-            Some(login) => login,
+            Some(Some(login)) => login,
+            Some(None) => return Err(BearerError::Refused),
             None => {
-                let user = self.inner.api.token_user(token).await.map_err(|e| match e {
-                    GitHubError::Unauthorized(_) | GitHubError::NotFound => BearerError::Refused,
-                    other => BearerError::Unavailable(other.to_string()),
-                })?;
+                let answer = match self.inner.api.token_user(token).await {
+                    Ok(user) => Some(user.login),
+                    Err(GitHubError::Unauthorized(_) | GitHubError::NotFound) => None,
+                    Err(other) => return Err(BearerError::Unavailable(other.to_string())),
+                };
                 let mut tokens = self.inner.tokens.lock().expect("access lock poisoned");
-                tokens.insert(key, user.login.clone(), now());
-                user.login
+                tokens.insert(key, answer.clone(), now());
+                answer.ok_or(BearerError::Refused)?
             }
         };
         Ok(Person::new(login, token.to_owned(), None))
@@ -249,5 +255,9 @@ mod tests {
         assert!(!access.may_read(&alice, "acme/unknown", None).await.unwrap());
         assert!(access.readable_private_repos(&anonymous).await.unwrap().is_empty());
         assert!(!format!("{alice:?}").contains("gho_x"));
+        // Not a token GitHub hands out: refused without asking (GitHub is unreachable here).
+        for bad in ["a.b", "gho x", "gho-x", "ghp_\u{e9}"] {
+            assert!(matches!(access.bearer(bad).await, Err(BearerError::Refused)), "{bad}");
+        }
     }
 }

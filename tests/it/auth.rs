@@ -294,6 +294,10 @@ async fn bearer_tokens_read_as_their_person_and_a_refused_token_is_401() {
     assert_eq!(refused.status, 401, "{refused:?}");
     assert!(refused.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer")));
     assert_eq!(get("/api/v1/runs".into(), "ghu_forged").await.status, 401);
+    // bob's, carol's and the forged token's: one call each, a refusal cached too.
+    assert_eq!(world.github.calls("GET /user"), 3);
+    assert_eq!(get("/api/v1/runs".into(), "not.a.token").await.status, 401);
+    assert_eq!(world.github.calls("GET /user"), 3, "an impossible token is not sent");
 }
 
 #[tokio::test]
