@@ -1,5 +1,6 @@
 //! The store against real SQLite files in temporary directories.
 
+mod access;
 mod deliveries;
 mod outbox;
 mod runners;
