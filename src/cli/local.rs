@@ -11,8 +11,8 @@ use clap::Args;
 
 use super::summary::{CheckResult, summary, use_colour};
 use crate::core::run::Finished;
-use crate::core::{Check, Config, EventContext, Outcome, OutputStream, RunEvent, Thunk};
-use crate::exec::container::Engine;
+use crate::core::{Check, Config, EventContext, Outcome, OutputStream, RunEvent, Step, Thunk};
+use crate::exec::container::Engines;
 use crate::exec::secrets::{LOCAL_EVENT, Secrets};
 use crate::exec::{ExecConfig, Executor, RunSpec};
 
@@ -102,7 +102,7 @@ async fn prepare(args: &RunArgs) -> anyhow::Result<Plan> {
         work_dir: args.work_dir.clone().unwrap_or_else(|| super::default_work_dir().join("local")),
         max_runs: specs.len().max(1),
         secrets,
-        engine: Engine::find(std::env::var_os("PATH").as_ref()),
+        engines: Engines::find(std::env::var_os("PATH").as_ref()),
         pass_env: args.pass_env.clone(),
     })?;
     Ok(Plan { executor, specs, refused })
@@ -196,7 +196,7 @@ fn refusal(check: &str, reason: String) -> CheckResult {
         duration: std::time::Duration::ZERO,
         output_chunks: 0,
     };
-    CheckResult { check: check.to_string(), finished: Some(finished) }
+    CheckResult { check: check.to_string(), finished: Some(finished), steps: Vec::new() }
 }
 
 /// Runs git in `dir`; its error, if any, on one line.
@@ -230,6 +230,7 @@ async fn follow(
     let prefix = out.prefix(&check, index);
     let mut partial: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut finished = None;
+    let mut steps: Vec<Step> = Vec::new();
     while let Some(event) = events.recv().await {
         match event {
             RunEvent::Output { stream, data, .. } => {
@@ -237,6 +238,7 @@ async fn follow(
                 slot.extend_from_slice(&data);
                 out.complete_lines(&prefix, slot);
             }
+            RunEvent::Step(step) => record_step(&mut steps, step),
             RunEvent::Finished(f) => finished = Some(f),
             RunEvent::Started { .. } => {}
         }
@@ -247,7 +249,15 @@ async fn follow(
             out.complete_lines(&prefix, slot);
         }
     }
-    CheckResult { check, finished }
+    CheckResult { check, finished, steps }
+}
+
+/// Keeps the last event of each step, in the order the steps began.
+fn record_step(steps: &mut Vec<Step>, step: Step) {
+    match steps.iter_mut().find(|s| s.index == step.index) {
+        Some(known) => *known = step,
+        None => steps.push(step),
+    }
 }
 
 /// Writes whole lines to stdout, one check's line at a time.

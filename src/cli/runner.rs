@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use crate::core::duration;
 use crate::core::host_key::parse_fingerprint;
 use crate::core::runner_info::{check_labels, check_runner_name};
-use crate::exec::container::Engine;
+use crate::exec::container::Engines;
 use crate::exec::secrets::Secrets;
 use crate::exec::{ExecConfig, Executor};
 use crate::runner::service::{Feedback, Notice, RunnerIdentity};
@@ -132,7 +132,7 @@ fn executor(args: &RunnerArgs) -> anyhow::Result<Executor> {
         work_dir: args.work_dir.clone().unwrap_or_else(|| super::default_work_dir().join("runner")),
         max_runs: args.max_runs as usize,
         secrets,
-        engine: Engine::find(std::env::var_os("PATH").as_ref()),
+        engines: Engines::find(std::env::var_os("PATH").as_ref()),
         pass_env: args.pass_env.clone(),
     })
 }

@@ -1,12 +1,14 @@
 //! The end of `tether run`: a table of the checks (coloured on a terminal), one line per error
 //! under it, and "N passed, N failed" last.
 
-use crate::core::Outcome;
 use crate::core::duration;
 use crate::core::run::Finished;
+use crate::core::{Outcome, Step, StepKind};
 
 /// The most characters of a result in the table; a longer reason goes under it.
 const RESULT_MAX_CHARS: usize = 40;
+/// The most characters of a step's name in the steps table.
+const STEP_NAME_MAX_CHARS: usize = 40;
 /// The most characters of one error line under the table.
 const ERROR_LINE_MAX_CHARS: usize = 300;
 
@@ -14,6 +16,8 @@ const ERROR_LINE_MAX_CHARS: usize = 300;
 pub struct CheckResult {
     pub check: String,
     pub finished: Option<Finished>,
+    /// Its steps as they ended (the last event of each).
+    pub steps: Vec<Step>,
 }
 
 impl CheckResult {
@@ -50,6 +54,7 @@ pub fn summary(results: &[CheckResult], colour: bool) -> String {
         text.push_str(line.trim_end());
         text.push('\n');
     }
+    text.push_str(&steps_table(results));
     for result in results {
         if let Some(Finished { outcome: Outcome::Error(why), .. }) = &result.finished {
             text.push_str(&format!("{}: {}\n", result.check, one_line(why, ERROR_LINE_MAX_CHARS)));
@@ -61,6 +66,44 @@ pub fn summary(results: &[CheckResult], colour: bool) -> String {
     text.push_str(&paint(code, tally));
     text.push('\n');
     text
+}
+
+/// Every check's steps, one line each (sections indented under `run`), aligned; empty when no
+/// check has any.
+fn steps_table(results: &[CheckResult]) -> String {
+    let rows: Vec<[String; 4]> = results
+        .iter()
+        .flat_map(|result| result.steps.iter().map(|step| step_row(&result.check, step)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let widths: Vec<usize> =
+        (0..3).map(|i| rows.iter().map(|row| row[i].chars().count()).max().unwrap_or(0)).collect();
+    let mut text = String::from("\nsteps\n");
+    for row in &rows {
+        let line = format!(
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text.push('\n');
+    text
+}
+
+fn step_row(check: &str, step: &Step) -> [String; 4] {
+    let indent = if step.kind == StepKind::Section { "  " } else { "" };
+    let name = format!("{indent}{}", one_line(&step.name, STEP_NAME_MAX_CHARS));
+    let took = step.duration().map_or_else(|| "-".to_string(), duration::format);
+    [check.to_string(), name, step.status.as_str().to_string(), took]
 }
 
 fn row(result: &CheckResult) -> [String; 3] {
@@ -102,6 +145,7 @@ mod tests {
         CheckResult {
             check: check.into(),
             finished: Some(Finished { outcome, timed_out, duration, output_chunks: 0 }),
+            steps: Vec::new(),
         }
     }
 
@@ -132,6 +176,35 @@ mod tests {
         assert!(lines[2].starts_with("c: could not check out: fatal: xxx"), "{table}");
         assert_eq!(lines[2].chars().count(), "c: ".len() + ERROR_LINE_MAX_CHARS);
         assert_eq!(lines[3], "0 passed, 1 failed");
+    }
+
+    #[test]
+    fn steps_come_under_the_table_with_their_durations() {
+        use crate::core::{StepKind, StepStatus};
+        use std::time::UNIX_EPOCH;
+        let step = |index, name: &str, kind, status, ms| Step {
+            index,
+            name: name.into(),
+            kind,
+            status,
+            started: UNIX_EPOCH,
+            finished: Some(UNIX_EPOCH + Duration::from_millis(ms)),
+            first_line: 1,
+            last_line: 1,
+        };
+        let mut build = result("build", Outcome::Exited(1), false, 1500);
+        build.steps = vec![
+            step(0, "checkout", StepKind::Checkout, StepStatus::Success, 120),
+            step(1, "run", StepKind::Run, StepStatus::Failure, 1300),
+            step(2, "Compile it", StepKind::Section, StepStatus::Failure, 900),
+        ];
+        let table = summary(&[build], false);
+        let want = "\nsteps\n\
+                    build  checkout      success  120ms\n\
+                    build  run           failure  1.3s\n\
+                    build    Compile it  failure  900ms\n\n";
+        assert!(table.contains(want), "{table}");
+        assert!(table.ends_with("0 passed, 1 failed\n"), "{table}");
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct Check {
     pub image: Option<String>,
     pub secrets: Vec<String>,
     pub deployment: Option<String>,
+    /// Run under a pseudo-terminal (`tty = true`), so tools colour and draw as on a terminal.
+    pub tty: bool,
 }
 
 /// What a check runs.
@@ -121,6 +123,8 @@ struct RawCheck {
     secrets: Vec<fields::EnvName>,
     #[serde(default)]
     deployment: Option<fields::Word>,
+    #[serde(default)]
+    tty: bool,
 }
 
 impl Config {
@@ -169,6 +173,7 @@ impl RawCheck {
             image: self.image.map(|i| i.0),
             secrets: self.secrets.into_iter().map(|s| s.0).collect(),
             deployment: self.deployment.map(|d| d.0),
+            tty: self.tty,
         }
     }
 }

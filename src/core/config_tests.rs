@@ -145,3 +145,13 @@ fn select_names_the_unknown_check() {
     assert_eq!(picked.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["b", "a"]);
     assert_eq!(config.select(&["c".into()]).unwrap_err(), UnknownCheck("c".into()));
 }
+
+#[test]
+fn tty_is_a_boolean_and_off_by_default() {
+    let on = Config::parse("[checks.t]\nrun = \"true\"\ntty = true\n").unwrap();
+    assert!(on.checks["t"].tty);
+    let off = Config::parse("[checks.t]\nrun = \"true\"\n").unwrap();
+    assert!(!off.checks["t"].tty);
+    let bad = error("[checks.t]\nrun = \"true\"\ntty = \"yes\"\n");
+    assert_eq!(bad.key.as_deref(), Some("checks.t.tty"));
+}

@@ -22,8 +22,10 @@ pub mod run;
 pub mod runner_info;
 pub mod signature;
 pub mod size;
+pub mod steps;
 pub mod thunk;
 
 pub use config::{Check, Command, Config, ConfigError, EventKind};
 pub use run::{Outcome, OutputStream, RunEvent, RunnerInfo};
+pub use steps::{Step, StepKind, StepStatus};
 pub use thunk::{EventContext, Thunk, ThunkId};

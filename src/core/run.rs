@@ -17,8 +17,19 @@ pub enum OutputStream {
 /// One event of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {
-    Started { checkout_started: SystemTime, started: SystemTime, commit: String },
-    Output { stream: OutputStream, data: Bytes, at: SystemTime, seq: u64 },
+    Started {
+        checkout_started: SystemTime,
+        started: SystemTime,
+        commit: String,
+    },
+    Output {
+        stream: OutputStream,
+        data: Bytes,
+        at: SystemTime,
+        seq: u64,
+    },
+    /// A step began or ended; the last event for an index holds.
+    Step(super::steps::Step),
     Finished(Finished),
 }
 

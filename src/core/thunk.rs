@@ -11,7 +11,9 @@
 //! 5. the number of env entries in decimal, then each key and value, keys in byte order;
 //! 6. the dir, normalised (`.` for the root); 7. the image, empty when there is none;
 //! 8. the timeout in whole milliseconds, in decimal;
-//! 9. the number of secret names in decimal, then the names, sorted and without duplicates.
+//! 9. the number of secret names in decimal, then the names, sorted and without duplicates;
+//! 10. only for a check with `tty = true`: the literal `tty` (so a thunk without a terminal
+//!     keeps the id it had before `tty` existed).
 //!
 //! The check's name and the clone token are not part of it: the same work under another name is
 //! the same thunk, and a token changes with every run.
@@ -37,6 +39,9 @@ pub struct Thunk {
     pub image: Option<String>,
     pub timeout: Duration,
     pub secrets: Vec<String>,
+    /// Run under a pseudo-terminal; absent in thunks stored before it existed.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// The SHA-256 of a thunk's canonical encoding.
@@ -71,6 +76,7 @@ impl Thunk {
             image: check.image.clone(),
             timeout: check.timeout,
             secrets: check.secrets.clone(),
+            tty: check.tty,
         }
     }
 
@@ -106,6 +112,9 @@ impl Thunk {
         let secrets: std::collections::BTreeSet<&String> = self.secrets.iter().collect();
         item(secrets.len().to_string().as_bytes());
         secrets.iter().for_each(|name| item(name.as_bytes()));
+        if self.tty {
+            item(b"tty");
+        }
         out
     }
 
@@ -180,6 +189,7 @@ secrets = ["Z_TOKEN", "CRATES_TOKEN", "Z_TOKEN"]
             Box::new(|t| t.image = None),
             Box::new(|t| t.timeout += Duration::from_millis(1)),
             Box::new(|t| t.secrets.push("OTHER".into())),
+            Box::new(|t| t.tty = true),
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut changed = base.clone();

@@ -254,7 +254,8 @@ impl Engine {
                 event = events.next() => match event {
                     Some(Ok(RunEvent::Output { data, at, .. })) => log.push(&data, at).await?,
                     Some(Ok(RunEvent::Finished(finished))) => break Ok(finished),
-                    Some(Ok(RunEvent::Started { .. })) => {}
+                    // Steps are not stored yet; they must not end the run.
+                    Some(Ok(RunEvent::Started { .. } | RunEvent::Step(_))) => {}
                     Some(Err(e)) => break Err(format!("runner lost: {e}")),
                     None => break Err("runner lost: the stream ended without a result".to_string()),
                 },

@@ -6,6 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::process::{ProcessEnv, ProcessSpec};
 use crate::core::Command;
 use crate::core::fields::is_env_name;
 
@@ -33,19 +34,6 @@ pub enum EngineKind {
 }
 
 impl Engine {
-    /// The first of `docker` and `podman` on `path` (a `PATH`-style list).
-    pub fn find(path: Option<&OsString>) -> Option<Engine> {
-        let dirs: Vec<PathBuf> = path.map(std::env::split_paths).into_iter().flatten().collect();
-        [(EngineKind::Docker, "docker"), (EngineKind::Podman, "podman")].into_iter().find_map(
-            |(kind, name)| {
-                dirs.iter()
-                    .map(|dir| dir.join(name))
-                    .find(|candidate| is_executable(candidate))
-                    .map(|program| Engine { kind, program })
-            },
-        )
-    }
-
     /// The argv that runs `command` in `image` with the checkout mounted at
     /// [`CONTAINER_WORKSPACE`], in `dir` below it. Variables come from the env file, so that
     /// their values, secrets among them, are neither in a process list nor in the environment
@@ -54,6 +42,9 @@ impl Engine {
         let mut argv: Vec<OsString> = vec![self.program.clone().into(), "run".into()];
         for arg in ["--rm", "--init", "--interactive=false", "--name", spec.name] {
             argv.push(arg.into());
+        }
+        if spec.tty {
+            argv.push("--tty".into());
         }
         argv.push("--cidfile".into());
         argv.push(spec.files.cid_file.clone().into());
@@ -78,8 +69,8 @@ impl Engine {
     }
 
     /// Checks that the engine answers: a docker client without a daemon is no engine. Returns
-    /// the message for the run's log when it does not.
-    pub async fn probe(&self, image: &str) -> Result<(), String> {
+    /// why, when it does not.
+    pub async fn probe(&self) -> Result<(), String> {
         let info = tokio::process::Command::new(&self.program)
             .arg("info")
             .stdin(std::process::Stdio::null())
@@ -99,11 +90,31 @@ impl Engine {
             Ok(Err(e)) => e.to_string(),
             Err(_) => format!("no answer within {}s", ENGINE_PROBE_TIMEOUT.as_secs()),
         };
-        Err(format!(
-            "this check runs in the container image `{image}`, so this runner needs a working \
-             docker or podman; `{} info` failed: {failure}",
-            self.program.display()
-        ))
+        Err(format!("`{} info` failed: {failure}", self.program.display()))
+    }
+
+    /// Whether `image` is already there, so that no pull is needed.
+    pub async fn has_image(&self, image: &str) -> bool {
+        let inspect = tokio::process::Command::new(&self.program)
+            .args(["image", "inspect", "--", image])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .status();
+        matches!(tokio::time::timeout(ENGINE_PROBE_TIMEOUT, inspect).await, Ok(Ok(s)) if s.success())
+    }
+
+    /// The process that pulls `image`, its output going to the run's log.
+    pub fn pull_spec(&self, image: &str, cwd: PathBuf) -> ProcessSpec {
+        ProcessSpec {
+            program: self.program.clone().into(),
+            args: vec!["pull".into(), "--".into(), image.into()],
+            cwd,
+            env: ProcessEnv::Runner,
+            tty: false,
+            tty_stdin: false,
+        }
     }
 
     /// The argv that removes the container by force, for a run that was cancelled: killing the
@@ -124,6 +135,69 @@ pub struct ContainerSpec<'a> {
     pub command: &'a Command,
     /// The runner's uid and gid, for docker.
     pub user: Option<(u32, u32)>,
+    /// Give the check a terminal (`--tty`).
+    pub tty: bool,
+}
+
+/// The container engines on this machine, in order of preference (docker, then podman), and
+/// the first that worked, once one has: a docker client without a daemon is passed over.
+#[derive(Debug, Clone, Default)]
+pub struct Engines {
+    candidates: Vec<Engine>,
+    working: std::sync::Arc<tokio::sync::Mutex<Option<Engine>>>,
+}
+
+impl Engines {
+    /// Docker and podman, those of them that are on `path` (a `PATH`-style list).
+    pub fn find(path: Option<&OsString>) -> Engines {
+        let dirs: Vec<PathBuf> = path.map(std::env::split_paths).into_iter().flatten().collect();
+        let candidates = [(EngineKind::Docker, "docker"), (EngineKind::Podman, "podman")]
+            .into_iter()
+            .filter_map(|(kind, name)| {
+                dirs.iter()
+                    .map(|dir| dir.join(name))
+                    .find(|candidate| is_executable(candidate))
+                    .map(|program| Engine { kind, program })
+            })
+            .collect();
+        Engines { candidates, working: Default::default() }
+    }
+
+    /// Exactly these engines, in this order.
+    pub fn of(candidates: Vec<Engine>) -> Engines {
+        Engines { candidates, working: Default::default() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty()
+    }
+
+    /// The first engine that answers, probed once and then remembered (one probe at a time);
+    /// or the message for the log of a check in `image` that cannot run here.
+    pub async fn working(&self, image: &str) -> Result<Engine, String> {
+        let mut working = self.working.lock().await;
+        if let Some(engine) = &*working {
+            return Ok(engine.clone());
+        }
+        if self.candidates.is_empty() {
+            return Err(missing_engine_message(image));
+        }
+        let mut failures = Vec::new();
+        for engine in &self.candidates {
+            match engine.probe().await {
+                Ok(()) => {
+                    *working = Some(engine.clone());
+                    return Ok(engine.clone());
+                }
+                Err(why) => failures.push(why),
+            }
+        }
+        Err(format!(
+            "this check runs in the container image `{image}`, so this runner needs a working \
+             docker or podman; {}",
+            failures.join("; ")
+        ))
+    }
 }
 
 /// A container run's env file (`NAME=value` lines, mode 0600, outside the mounted checkout) and
@@ -232,6 +306,7 @@ mod tests {
             files: &files,
             command: &command,
             user: Some((1000, 1000)),
+            tty: false,
         };
         engine.run_argv(&spec).into_iter().map(|a| a.into_string().unwrap()).collect()
     }
@@ -284,13 +359,13 @@ mod tests {
     fn finds_the_engine_on_the_path_or_none() {
         let dir = tempfile::tempdir().unwrap();
         let path = OsString::from(dir.path());
-        assert_eq!(Engine::find(Some(&path)), None);
+        assert!(Engines::find(Some(&path)).is_empty());
         let podman = dir.path().join("podman");
         std::fs::write(&podman, "#!/bin/sh\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&podman, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let found = Engine::find(Some(&path)).unwrap();
-        assert_eq!((found.kind, found.program), (EngineKind::Podman, podman));
+        let found = Engines::find(Some(&path)).candidates;
+        assert_eq!(found, [Engine { kind: EngineKind::Podman, program: podman }]);
     }
 
     #[test]

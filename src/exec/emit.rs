@@ -8,7 +8,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::mask::Masker;
 use crate::core::run::Finished;
-use crate::core::{OutputStream, RunEvent};
+use crate::core::steps::Steps;
+use crate::core::{OutputStream, RunEvent, Step, StepKind, StepStatus};
 
 pub struct Emitter {
     tx: mpsc::Sender<RunEvent>,
@@ -19,6 +20,8 @@ pub struct Emitter {
     output: Masker<OutputStream>,
     /// The runner's own lines, each complete when it is sent.
     notices: Masker<OutputStream>,
+    /// The run's steps and its line count, fed every byte that leaves.
+    steps: Steps,
 }
 
 /// Resolves when a run must stop: its reader went away, or its executor cancelled every run.
@@ -51,7 +54,7 @@ impl Emitter {
     /// An emitter that masks every value in `secrets`.
     pub fn new(tx: mpsc::Sender<RunEvent>, secrets: &[&str]) -> Emitter {
         let (output, notices) = (Masker::new(secrets), Masker::new(secrets));
-        Emitter { tx, cancel: None, seq: 0, output, notices }
+        Emitter { tx, cancel: None, seq: 0, output, notices, steps: Steps::new() }
     }
 
     /// Also stops the run when `cancel` becomes true.
@@ -93,6 +96,13 @@ impl Emitter {
         let _ = self.tx.send(event).await;
     }
 
+    /// Sends what the output masker still holds: the command has ended, so its last bytes
+    /// belong to it (and to its step).
+    pub async fn flush_output(&mut self) {
+        let rest = self.output.finish();
+        self.send_all(rest).await;
+    }
+
     /// Sends what the maskers still hold, then the final event.
     pub async fn finish(mut self, mut finished: Finished) {
         let rest = self.output.finish();
@@ -113,8 +123,37 @@ impl Emitter {
         if data.is_empty() {
             return;
         }
-        let event = RunEvent::Output { stream, data, at: SystemTime::now(), seq: self.seq };
+        let at = SystemTime::now();
+        let changed = self.steps.output(&data, stream != OutputStream::Runner, at);
+        let event = RunEvent::Output { stream, data, at, seq: self.seq };
         self.seq += 1;
         let _ = self.tx.send(event).await;
+        self.send_steps(changed).await;
+    }
+
+    async fn send_steps(&mut self, steps: Vec<Step>) {
+        for step in steps {
+            let _ = self.tx.send(RunEvent::Step(step)).await;
+        }
+    }
+
+    /// Begins a step now; returns its index, for [`Emitter::end_step`].
+    pub async fn begin_step(&mut self, kind: StepKind, name: &str) -> u32 {
+        let step = self.steps.begin(kind, name, SystemTime::now());
+        let index = step.index;
+        self.send_steps(vec![step]).await;
+        index
+    }
+
+    /// Ends a step now (with `run`, its open section too).
+    pub async fn end_step(&mut self, index: u32, status: StepStatus) {
+        let ended = self.steps.end(index, status, SystemTime::now());
+        self.send_steps(ended).await;
+    }
+
+    /// A step that does not run because an earlier one failed.
+    pub async fn skip_step(&mut self, kind: StepKind, name: &str) {
+        let step = self.steps.skip(kind, name, SystemTime::now());
+        self.send_steps(vec![step]).await;
     }
 }

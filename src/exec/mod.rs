@@ -6,6 +6,7 @@ pub mod container;
 mod emit;
 pub mod env;
 pub mod mask;
+mod prepare;
 pub mod process;
 pub mod secrets;
 
@@ -17,14 +18,17 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use self::checkout::GitCache;
-use self::container::{ContainerFiles, ContainerSpec, Engine};
+use self::container::{Engine, Engines};
 use self::emit::Emitter;
-use self::process::{ProcessEnv, ProcessSpec, Stop};
+use self::prepare::{environment, process_spec, remove_container};
+use self::process::Stop;
 use self::secrets::Secrets;
 use crate::core::run::Finished;
 use crate::core::thunk::is_full_commit;
-use crate::core::{Command, EventContext, Outcome, RunEvent, Thunk};
+use crate::core::{EventContext, Outcome, RunEvent, StepKind, StepStatus, Thunk};
 
+/// `TERM` of a check under a terminal (`tty = true`); its own `env` may say otherwise.
+pub const TTY_TERM: &str = "xterm-256color";
 /// Events buffered between a run and its reader.
 const RUN_EVENT_QUEUE: usize = 64;
 
@@ -36,8 +40,8 @@ pub struct ExecConfig {
     /// Runs at once; more are refused.
     pub max_runs: usize,
     pub secrets: Secrets,
-    /// The container engine for thunks with an image, if this machine has one.
-    pub engine: Option<Engine>,
+    /// The container engines for thunks with an image: the first that works is used.
+    pub engines: Engines,
     /// The runner's variables a check gets besides those of [`env::PASSED_VARIABLES`] and
     /// `LC_*` (`--pass-env`); in a container, only these.
     pub pass_env: Vec<String>,
@@ -181,8 +185,11 @@ async fn run_one(
     emitter.finish(Finished { outcome, timed_out, duration, output_chunks: 0 }).await;
 }
 
-/// Checks out, prepares and runs; returns the outcome, why it was stopped, and when the
-/// process started (if it did).
+/// What ended a run before its command could start.
+type Failed = (Outcome, Option<Stop>, Option<Instant>);
+
+/// Checks out, prepares and runs, each a step; returns the outcome, why it was stopped, and
+/// when the process started (if it did).
 async fn run_in(
     inner: &Inner,
     spec: &RunSpec,
@@ -190,141 +197,119 @@ async fn run_in(
     emitter: &mut Emitter,
 ) -> (Outcome, Option<Stop>, Option<Instant>) {
     let thunk = &spec.thunk;
-    let fail = |message: String| (Outcome::Error(message), None, None);
     if !is_full_commit(&thunk.commit) {
-        return fail(format!("`{}` is not a full commit id", thunk.commit));
+        return (Outcome::Error(format!("`{}` is not a full commit id", thunk.commit)), None, None);
     }
     let checkout_started = SystemTime::now();
-    let token = spec.clone_token.as_deref();
-    if let Err(e) = inner.cache.checkout(&thunk.clone_url, &thunk.commit, token, run_dir).await {
-        emitter.notice(&format!("checkout failed: {e}")).await;
-        return fail(format!("checkout of {} failed", thunk.commit));
-    }
-    let cwd = run_dir.join(&thunk.dir);
-    if !cwd.is_dir() {
-        return fail(format!("the check's dir `{}` is not a directory in this commit", thunk.dir));
-    }
-    if let (Some(engine), Some(image)) = (&inner.config.engine, &thunk.image) {
-        if let Err(message) = engine.probe(image).await {
-            emitter.notice(&message).await;
-            return fail(message);
-        }
-    }
+    let step = emitter.begin_step(StepKind::Checkout, "checkout").await;
+    let cwd = match checkout(inner, spec, run_dir, emitter).await {
+        Ok(cwd) => cwd,
+        Err(message) => return failed_step(emitter, step, message).await,
+    };
+    emitter.end_step(step, StepStatus::Success).await;
+    let engine = match prepare_image(inner, thunk, emitter).await {
+        Ok(engine) => engine,
+        Err(failed) => return failed,
+    };
     if *inner.cancel.borrow() {
-        return fail("the runner is shutting down; the run was cancelled before it started".into());
+        emitter.skip_step(StepKind::Run, "run").await;
+        let why = "the runner is shutting down; the run was cancelled before it started";
+        return (Outcome::Error(why.into()), None, None);
     }
     let env = environment(inner, spec, emitter).await;
-    let (process, container_files) = match process_spec(inner, spec, run_dir, cwd, env) {
-        Ok(prepared) => prepared,
-        Err(message) => {
-            emitter.notice(&message).await;
-            return fail(message);
-        }
-    };
+    let (process, container_files) =
+        match process_spec(inner, engine.as_ref(), spec, run_dir, cwd, env) {
+            Ok(prepared) => prepared,
+            Err(message) => {
+                emitter.notice(&message).await;
+                emitter.skip_step(StepKind::Run, "run").await;
+                return (Outcome::Error(message), None, None);
+            }
+        };
     emitter.started(checkout_started, &thunk.commit).await;
+    let step = emitter.begin_step(StepKind::Run, "run").await;
     let started = Instant::now();
     let (outcome, stop) = process::run(process, emitter, thunk.timeout).await;
     drop(container_files);
-    if stop.is_some() {
-        remove_container(inner, spec).await;
+    if let (Some(engine), Some(_)) = (&engine, stop) {
+        remove_container(engine, spec).await;
     }
+    emitter.flush_output().await;
+    emitter.end_step(step, run_status(&outcome, stop)).await;
     (outcome, stop, Some(started))
 }
 
-/// The check's own variables: tether's, the check's env, then its granted secrets (without the
-/// runner's, which depend on where the check runs).
-async fn environment(
-    inner: &Inner,
-    spec: &RunSpec,
-    emitter: &mut Emitter,
-) -> Vec<(String, String)> {
-    let thunk = &spec.thunk;
-    let mut env: Vec<(String, String)> = [
-        ("CI", "true"),
-        ("TETHER", "true"),
-        ("TETHER_CHECK", &thunk.check),
-        ("TETHER_COMMIT", &thunk.commit),
-        ("TETHER_REPO", &spec.event.repo),
-        ("TETHER_EVENT", &spec.event.kind),
-        ("TETHER_RUN_ID", &spec.run_id),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    env.extend(thunk.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let grant = inner.config.secrets.grant(&thunk.secrets, &spec.event);
-    for name in &grant.withheld {
-        let why = format!(
-            "secret {name} is not set: this runner's secrets file does not have it or does not \
-             allow it for {} events of {}",
-            spec.event.kind, spec.event.repo
-        );
-        emitter.notice(&why).await;
-    }
-    env.extend(grant.env);
-    env
-}
-
-/// The process that runs the check: on the host, with a clean environment (the passed runner
-/// variables, then `env`); or the container engine, with the runner's own environment and
-/// `env` in an env file, which must live as long as the process.
-fn process_spec(
+/// The checkout, ready in `run_dir`; returns the check's working directory.
+async fn checkout(
     inner: &Inner,
     spec: &RunSpec,
     run_dir: &Path,
-    cwd: PathBuf,
-    env: Vec<(String, String)>,
-) -> Result<(ProcessSpec, Option<ContainerFiles>), String> {
+    emitter: &mut Emitter,
+) -> Result<PathBuf, String> {
     let thunk = &spec.thunk;
-    let pass_env = &inner.config.pass_env;
-    let Some(image) = &thunk.image else {
-        let (program, args) = match &thunk.command {
-            Command::Script(script) => ("sh".into(), vec!["-ec".into(), script.into()]),
-            Command::Argv(argv) => {
-                (argv[0].clone().into(), argv[1..].iter().map(Into::into).collect())
-            }
-        };
-        let mut variables = env::for_host(std::env::vars_os(), pass_env);
-        variables.extend(env.into_iter().map(|(k, v)| (k.into(), v.into())));
-        return Ok((ProcessSpec { program, args, cwd, env: ProcessEnv::Only(variables) }, None));
-    };
-    let engine =
-        inner.config.engine.as_ref().ok_or_else(|| container::missing_engine_message(image))?;
-    // One value per name, the last one winning as it does on the host.
-    let mut variables: std::collections::BTreeMap<String, String> =
-        env::for_container(std::env::vars_os(), pass_env).into_iter().collect();
-    variables.extend(env);
-    let variables: Vec<(String, String)> = variables.into_iter().collect();
-    let mut files = ContainerFiles::write(run_dir, &variables)?;
-    files.remove_env_file_once_created();
-    let name = container_name(&spec.run_id);
-    let user = Some((nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()));
-    let container = ContainerSpec {
-        name: &name,
-        image,
-        checkout: run_dir,
-        dir: &thunk.dir,
-        files: &files,
-        command: &thunk.command,
-        user,
-    };
-    let mut argv = engine.run_argv(&container);
-    let program = argv.remove(0);
-    let process =
-        ProcessSpec { program, args: argv, cwd: run_dir.to_path_buf(), env: ProcessEnv::Runner };
-    Ok((process, Some(files)))
+    let token = spec.clone_token.as_deref();
+    if let Err(e) = inner.cache.checkout(&thunk.clone_url, &thunk.commit, token, run_dir).await {
+        emitter.notice(&format!("checkout failed: {e}")).await;
+        return Err(format!("checkout of {} failed", thunk.commit));
+    }
+    let cwd = run_dir.join(&thunk.dir);
+    if !cwd.is_dir() {
+        return Err(format!("the check's dir `{}` is not a directory in this commit", thunk.dir));
+    }
+    Ok(cwd)
 }
 
-async fn remove_container(inner: &Inner, spec: &RunSpec) {
-    let (Some(engine), Some(_)) = (&inner.config.engine, &spec.thunk.image) else {
-        return;
-    };
-    let argv = engine.remove_argv(&container_name(&spec.run_id));
-    let _ = tokio::process::Command::new(&argv[0]).args(&argv[1..]).output().await;
+/// Ends `step` as failed and skips the `run` step after it.
+async fn failed_step(emitter: &mut Emitter, step: u32, message: String) -> Failed {
+    emitter.end_step(step, StepStatus::Failure).await;
+    emitter.skip_step(StepKind::Run, "run").await;
+    (Outcome::Error(message), None, None)
 }
 
-fn container_name(run_id: &str) -> String {
-    format!("tether-{}", run_dir_name(run_id))
+/// For a thunk with an image: the engine that works, after pulling the image (the `image` step)
+/// if it is not there yet. A failure is an `image` step of its own.
+async fn prepare_image(
+    inner: &Inner,
+    thunk: &Thunk,
+    emitter: &mut Emitter,
+) -> Result<Option<Engine>, Failed> {
+    let Some(image) = &thunk.image else { return Ok(None) };
+    let engine = match inner.config.engines.working(image).await {
+        Ok(engine) => engine,
+        Err(message) => {
+            let step = emitter.begin_step(StepKind::Image, "image").await;
+            emitter.notice(&message).await;
+            return Err(failed_step(emitter, step, message).await);
+        }
+    };
+    if engine.has_image(image).await {
+        return Ok(Some(engine));
+    }
+    let step = emitter.begin_step(StepKind::Image, "image").await;
+    let pull = engine.pull_spec(image, inner.runs_dir.clone());
+    let (outcome, stop) = process::run(pull, emitter, thunk.timeout).await;
+    emitter.flush_output().await;
+    if outcome == Outcome::Exited(0) {
+        emitter.end_step(step, StepStatus::Success).await;
+        return Ok(Some(engine));
+    }
+    let message = format!("pulling the image `{image}` failed ({})", outcome.describe());
+    emitter.notice(&message).await;
+    if stop == Some(Stop::Cancelled) {
+        emitter.end_step(step, StepStatus::Cancelled).await;
+        emitter.skip_step(StepKind::Run, "run").await;
+        return Err((Outcome::Error(message), None, None));
+    }
+    Err(failed_step(emitter, step, message).await)
+}
+
+/// How the `run` step ended.
+fn run_status(outcome: &Outcome, stop: Option<Stop>) -> StepStatus {
+    match (outcome, stop) {
+        (_, Some(Stop::Cancelled)) => StepStatus::Cancelled,
+        (Outcome::Exited(0), None) => StepStatus::Success,
+        _ => StepStatus::Failure,
+    }
 }
 
 /// A file-name-safe, unique name for a run's directory.

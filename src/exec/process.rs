@@ -35,6 +35,11 @@ pub struct ProcessSpec {
     pub args: Vec<OsString>,
     pub cwd: PathBuf,
     pub env: ProcessEnv,
+    /// Run under a pseudo-terminal rather than with a pipe for output.
+    pub tty: bool,
+    /// Under a terminal, stdin is the terminal too rather than `/dev/null`: a container
+    /// engine's client takes the size of the container's terminal from its stdin.
+    pub tty_stdin: bool,
 }
 
 /// The environment a process gets.
@@ -64,25 +69,19 @@ struct Group {
     streams_open: bool,
 }
 
+/// The height of a `tty = true` check's terminal, in rows.
+pub const TTY_ROWS: u16 = 50;
+/// The width of that terminal, in columns.
+pub const TTY_COLUMNS: u16 = 160;
+
 /// Runs the process to its end and returns how it ended and whether it was stopped.
 pub async fn run(
     spec: ProcessSpec,
     emitter: &mut Emitter,
     timeout: Duration,
 ) -> (Outcome, Option<Stop>) {
-    let mut command = tokio::process::Command::new(&spec.program);
-    if let ProcessEnv::Only(variables) = spec.env {
-        command.env_clear().envs(variables);
-    }
-    command
-        .args(&spec.args)
-        .current_dir(&spec.cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let (mut child, output) = match spawn(&spec) {
+        Ok(spawned) => spawned,
         Err(e) => {
             let program = spec.program.to_string_lossy();
             return (Outcome::Error(format!("cannot start `{program}`: {e}")), None);
@@ -90,8 +89,8 @@ pub async fn run(
     };
     let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
     let (chunk_tx, mut chunks) = mpsc::channel(OUTPUT_QUEUE_CHUNKS);
-    spawn_reader(child.stdout.take(), OutputStream::Stdout, chunk_tx.clone());
-    spawn_reader(child.stderr.take(), OutputStream::Stderr, chunk_tx);
+    // One stream: stdout and stderr are one pipe (or one terminal), in the order written.
+    spawn_reader(output, OutputStream::Stdout, chunk_tx);
     let mut stopping = emitter.stop_signal();
     let deadline = sleep_until(Instant::now() + timeout);
     tokio::pin!(deadline);
@@ -208,11 +207,54 @@ fn outcome_of(status: ExitStatus) -> Outcome {
     }
 }
 
-fn spawn_reader<R>(reader: Option<R>, stream: OutputStream, tx: mpsc::Sender<(OutputStream, Bytes)>)
-where
-    R: AsyncRead + Unpin + Send + 'static,
-{
-    let Some(mut reader) = reader else { return };
+/// Where the process writes: one pipe for stdout and stderr, or the master side of its terminal.
+type Output = Box<dyn AsyncRead + Unpin + Send>;
+
+/// Starts the process in a process group of its own (a session of its own under a terminal),
+/// stdin from `/dev/null`, stdout and stderr into one [`Output`]. The command, which holds the
+/// write ends, is dropped here, so the output ends when the process group's last writer does.
+fn spawn(spec: &ProcessSpec) -> std::io::Result<(tokio::process::Child, Output)> {
+    if spec.tty {
+        return spawn_on_terminal(spec);
+    }
+    let (writer, reader) = tokio::net::unix::pipe::pipe()?;
+    let writer = writer.into_blocking_fd()?;
+    let mut command = tokio::process::Command::new(&spec.program);
+    if let ProcessEnv::Only(variables) = &spec.env {
+        command.env_clear().envs(variables.iter().cloned());
+    }
+    command
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer)
+        .process_group(0);
+    let child = command.spawn()?;
+    drop(command);
+    Ok((child, Box::new(reader)))
+}
+
+/// Starts the process on a new pseudo-terminal of [`TTY_ROWS`]×[`TTY_COLUMNS`] as its
+/// controlling terminal, in a session (and so a process group) of its own.
+fn spawn_on_terminal(spec: &ProcessSpec) -> std::io::Result<(tokio::process::Child, Output)> {
+    let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+    pty.resize(pty_process::Size::new(TTY_ROWS, TTY_COLUMNS)).map_err(std::io::Error::other)?;
+    let mut command = pty_process::Command::new(&spec.program);
+    if let ProcessEnv::Only(variables) = &spec.env {
+        command = command.env_clear().envs(variables.iter().cloned());
+    }
+    command = command.args(&spec.args).current_dir(&spec.cwd);
+    if !spec.tty_stdin {
+        command = command.stdin(Stdio::null());
+    }
+    // The slave side goes with the command: once the process group has closed it, reading the
+    // master side ends (Linux says EIO, which the reader takes as the end).
+    let child = command.spawn(pts).map_err(std::io::Error::other)?;
+    Ok((child, Box::new(pty)))
+}
+
+fn spawn_reader(mut reader: Output, stream: OutputStream, tx: mpsc::Sender<(OutputStream, Bytes)>) {
     tokio::spawn(async move {
         let mut buf = vec![0u8; OUTPUT_CHUNK_BYTES];
         loop {

@@ -7,8 +7,13 @@ use super::proto;
 use crate::core::fields::{MAX_CHECK_TIMEOUT, is_env_name, normalise_dir};
 use crate::core::run::Finished;
 use crate::core::runner_info::check_info;
+use crate::core::steps::{SECTION_TITLE_MAX_CHARS, SECTIONS_MAX};
 use crate::core::thunk::is_full_commit;
 use crate::core::{Command, EventContext, Outcome, OutputStream, RunEvent, RunnerInfo, Thunk};
+use crate::core::{Step, StepKind, StepStatus};
+
+/// Steps a run has besides its sections: checkout, image, run.
+const BUILT_IN_STEPS_MAX: usize = 3;
 use crate::exec::RunSpec;
 use crate::exec::secrets::SERVER_EVENT_KINDS;
 
@@ -38,6 +43,7 @@ pub fn run_request(spec: &RunSpec, run_url: String) -> proto::RunRequest {
             timeout_ms: thunk.timeout.as_millis() as u64,
             secrets: thunk.secrets.clone(),
             check: thunk.check.clone(),
+            tty: thunk.tty,
         }),
         clone_token: spec.clone_token.clone().unwrap_or_default(),
         run_id: spec.run_id.clone(),
@@ -46,6 +52,7 @@ pub fn run_request(spec: &RunSpec, run_url: String) -> proto::RunRequest {
             repo: spec.event.repo.clone(),
         }),
         run_url,
+        send_steps: true,
     }
 }
 
@@ -99,6 +106,7 @@ pub fn run_spec(request: proto::RunRequest) -> Result<RunSpec, String> {
             image: Some(thunk.image).filter(|i| !i.is_empty()),
             timeout,
             secrets: thunk.secrets,
+            tty: thunk.tty,
         },
         clone_token: Some(request.clone_token).filter(|t| !t.is_empty()),
         run_id: request.run_id,
@@ -120,9 +128,83 @@ pub fn event_to_proto(event: RunEvent) -> proto::RunEvent {
             unix_ms: unix_ms(at),
             seq,
         }),
+        RunEvent::Step(step) => Event::Step(step_to_proto(step)),
         RunEvent::Finished(finished) => Event::Finished(finished_to_proto(finished)),
     };
     proto::RunEvent { event: Some(event) }
+}
+
+fn step_to_proto(step: Step) -> proto::Step {
+    let kind = match step.kind {
+        StepKind::Checkout => proto::StepKind::Checkout,
+        StepKind::Image => proto::StepKind::Image,
+        StepKind::Run => proto::StepKind::Run,
+        StepKind::Section => proto::StepKind::Section,
+    };
+    let status = match step.status {
+        StepStatus::Running => proto::StepStatus::Running,
+        StepStatus::Success => proto::StepStatus::Success,
+        StepStatus::Failure => proto::StepStatus::Failure,
+        StepStatus::Cancelled => proto::StepStatus::Cancelled,
+        StepStatus::Skipped => proto::StepStatus::Skipped,
+    };
+    proto::Step {
+        index: step.index,
+        name: step.name,
+        kind: kind as i32,
+        status: status as i32,
+        started_unix_ms: unix_ms(step.started),
+        finished_unix_ms: step.finished.map_or(0, unix_ms),
+        first_line: step.first_line,
+        last_line: step.last_line,
+    }
+}
+
+/// A step off the wire: known kind and status, a bounded name, lines in order.
+fn step_from_proto(step: proto::Step) -> Result<Step, String> {
+    let kind = match proto::StepKind::try_from(step.kind) {
+        Ok(proto::StepKind::Checkout) => StepKind::Checkout,
+        Ok(proto::StepKind::Image) => StepKind::Image,
+        Ok(proto::StepKind::Run) => StepKind::Run,
+        Ok(proto::StepKind::Section) => StepKind::Section,
+        _ => return Err(format!("step {}: unknown kind {}", step.index, step.kind)),
+    };
+    let status = match proto::StepStatus::try_from(step.status) {
+        Ok(proto::StepStatus::Running) => StepStatus::Running,
+        Ok(proto::StepStatus::Success) => StepStatus::Success,
+        Ok(proto::StepStatus::Failure) => StepStatus::Failure,
+        Ok(proto::StepStatus::Cancelled) => StepStatus::Cancelled,
+        Ok(proto::StepStatus::Skipped) => StepStatus::Skipped,
+        _ => return Err(format!("step {}: unknown status {}", step.index, step.status)),
+    };
+    if step.index as usize > SECTIONS_MAX + BUILT_IN_STEPS_MAX {
+        return Err(format!("step index {} is beyond any run's steps", step.index));
+    }
+    if step.name.chars().count() > SECTION_TITLE_MAX_CHARS
+        || step.name.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "step {}: its name is too long or holds control characters",
+            step.index
+        ));
+    }
+    if step.first_line == 0 || step.last_line < step.first_line {
+        return Err(format!(
+            "step {}: lines {}..{} make no sense",
+            step.index, step.first_line, step.last_line
+        ));
+    }
+    let finished = (status != StepStatus::Running).then(|| from_unix_ms(step.finished_unix_ms));
+    Ok(Step {
+        index: step.index,
+        name: step.name,
+        kind,
+        status,
+        started: from_unix_ms(step.started_unix_ms),
+        finished,
+        first_line: step.first_line,
+        last_line: step.last_line,
+    })
 }
 
 fn finished_to_proto(finished: Finished) -> proto::Finished {
@@ -155,6 +237,7 @@ pub fn event_from_proto(event: proto::RunEvent) -> Result<RunEvent, String> {
             at: from_unix_ms(o.unix_ms),
             seq: o.seq,
         },
+        Event::Step(step) => RunEvent::Step(step_from_proto(step)?),
         Event::Finished(f) => {
             use proto::finished::Outcome as P;
             let outcome = match f.outcome.ok_or("a finished event with no outcome")? {
@@ -226,152 +309,4 @@ pub fn info_from_proto(info: proto::InfoResponse) -> Result<RunnerInfo, String> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use prost::Message;
-
-    fn spec() -> RunSpec {
-        let config = crate::core::Config::parse(
-            "[checks.t]\nrun = [\"make\", \"x\"]\nenv = { A = \"1\" }\ndir = \"sub\"\nimage = \"alpine\"\n\
-             secrets = [\"S\"]\ntimeout = \"5m\"\n",
-        )
-        .unwrap();
-        let thunk = Thunk::new(&config.checks["t"], &"a".repeat(40), "https://example.com/r.git");
-        RunSpec {
-            thunk,
-            clone_token: Some("tok".into()),
-            run_id: "42".into(),
-            event: EventContext { kind: "push".into(), repo: "o/r".into() },
-        }
-    }
-
-    #[test]
-    fn run_requests_survive_the_wire() {
-        let original = spec();
-        let bytes = run_request(&original, String::new()).encode_to_vec();
-        let back = run_spec(proto::RunRequest::decode(&bytes[..]).unwrap()).unwrap();
-        assert_eq!(back.thunk, original.thunk);
-        assert_eq!(back.thunk.id(), original.thunk.id());
-        assert_eq!(
-            (back.clone_token, back.run_id, back.event),
-            (original.clone_token, original.run_id, original.event)
-        );
-    }
-
-    #[test]
-    fn bad_requests_say_which_field() {
-        let mut request = run_request(&spec(), String::new());
-        request.thunk.as_mut().unwrap().commit = "abc".into();
-        assert!(run_spec(request).unwrap_err().contains("thunk.commit"));
-        let mut request = run_request(&spec(), String::new());
-        request.thunk.as_mut().unwrap().timeout_ms = 0;
-        assert!(run_spec(request).unwrap_err().contains("timeout_ms"));
-        let mut request = run_request(&spec(), String::new());
-        request.thunk.as_mut().unwrap().dir = "../x".into();
-        assert!(run_spec(request).unwrap_err().contains("inside the checkout"));
-        let mut request = run_request(&spec(), String::new());
-        request.thunk.as_mut().unwrap().command = None;
-        assert!(run_spec(request).unwrap_err().contains("thunk.command"));
-        let mut request = run_request(&spec(), String::new());
-        request.thunk.as_mut().unwrap().env.insert("A=B".into(), "x".into());
-        assert!(run_spec(request).unwrap_err().contains("\"A=B\" is not a variable name"));
-        let mut request = run_request(&spec(), String::new());
-        request.thunk.as_mut().unwrap().secrets.push("X\nY".into());
-        assert!(run_spec(request).unwrap_err().contains("is not a variable name"));
-    }
-
-    #[test]
-    fn local_and_unknown_event_kinds_are_refused() {
-        for kind in ["local", "LOCAL", "", "deployment_status", "push "] {
-            let mut request = run_request(&spec(), String::new());
-            request.event.as_mut().unwrap().kind = kind.into();
-            let error = run_spec(request).unwrap_err();
-            assert!(error.contains("is not an event a server sends"), "{kind}: {error}");
-        }
-        let mut request = run_request(&spec(), String::new());
-        request.event = None;
-        assert_eq!(run_spec(request).unwrap_err(), "the request has no event");
-        for kind in SERVER_EVENT_KINDS {
-            let mut request = run_request(&spec(), String::new());
-            request.event.as_mut().unwrap().kind = kind.to_string();
-            assert_eq!(run_spec(request).unwrap().event.kind, *kind);
-        }
-    }
-
-    #[test]
-    fn info_off_the_wire_is_checked_field_by_field() {
-        let good = || {
-            info_to_proto(RunnerInfo {
-                name: "laptop".into(),
-                os: "linux".into(),
-                arch: "amd64".into(),
-                labels: vec!["gpu".into()],
-                capacity: 2,
-                runs_in_flight: 0,
-                version: "0.1.0".into(),
-                protocol_version: 1,
-            })
-        };
-        assert_eq!(info_from_proto(good()).unwrap().name, "laptop");
-        let mut bad = good();
-        bad.name = "-rf".into();
-        assert!(info_from_proto(bad).unwrap_err().starts_with("Info: name:"));
-        let mut bad = good();
-        bad.labels = vec!["x".into(); 20_002];
-        assert!(info_from_proto(bad).unwrap_err().starts_with("Info: labels: 20002 labels"));
-        let mut bad = good();
-        bad.protocol_version = 0;
-        assert!(info_from_proto(bad).unwrap_err().contains("protocol_version 0"));
-    }
-
-    #[test]
-    fn events_survive_the_wire() {
-        let at = from_unix_ms(1_700_000_000_123);
-        let events = [
-            RunEvent::Started { checkout_started: at, started: at, commit: "c".into() },
-            RunEvent::Output { stream: OutputStream::Stderr, data: "x\n".into(), at, seq: 7 },
-            RunEvent::Finished(Finished {
-                outcome: Outcome::Signalled(9),
-                timed_out: true,
-                duration: Duration::from_millis(1500),
-                output_chunks: 8,
-            }),
-        ];
-        for event in events {
-            let bytes = event_to_proto(event.clone()).encode_to_vec();
-            let back = event_from_proto(proto::RunEvent::decode(&bytes[..]).unwrap()).unwrap();
-            assert_eq!(back, event);
-        }
-    }
-}
-
-#[cfg(test)]
-mod recorded {
-    use super::*;
-    use prost::Message;
-
-    /// A `RunRequest` as version 1 of the protocol encodes it, recorded from the first release.
-    /// A runner must keep reading it the same way: fields are added, never renumbered.
-    const RUN_REQUEST_V1: &str = "0a6f0a1968747470733a2f2f6578616d706c652e636f6d2f722e67697412\
-        28616161616161616161616161616161616161616161616161616161616161616161616161616161612209\
-        0a046d616b650a01782a060a014112013132037375623a06616c70696e6540e0a7124a0153520174120374\
-        6f6b1a023432220b0a047075736812036f2f72";
-
-    #[test]
-    fn a_recorded_version_1_request_still_decodes() {
-        let bytes = hex::decode(RUN_REQUEST_V1.replace(' ', "")).unwrap();
-        let spec = run_spec(proto::RunRequest::decode(&bytes[..]).unwrap()).unwrap();
-        assert_eq!(spec.thunk.clone_url, "https://example.com/r.git");
-        assert_eq!(spec.thunk.commit, "a".repeat(40));
-        assert_eq!(spec.thunk.command, Command::Argv(vec!["make".into(), "x".into()]));
-        assert_eq!(spec.thunk.env.get("A").map(String::as_str), Some("1"));
-        assert_eq!((spec.thunk.dir.as_str(), spec.thunk.image.as_deref()), ("sub", Some("alpine")));
-        assert_eq!(spec.thunk.timeout, Duration::from_secs(300));
-        assert_eq!(
-            (spec.thunk.secrets, spec.thunk.check),
-            (vec!["S".to_string()], "t".to_string())
-        );
-        assert_eq!((spec.clone_token.as_deref(), spec.run_id.as_str()), (Some("tok"), "42"));
-        assert_eq!((spec.event.kind.as_str(), spec.event.repo.as_str()), ("push", "o/r"));
-    }
-}
+mod tests;

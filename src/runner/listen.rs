@@ -228,7 +228,7 @@ mod tests {
             work_dir: dir.path().to_path_buf(),
             max_runs: 1,
             secrets: Default::default(),
-            engine: None,
+            engines: Default::default(),
             pass_env: vec![],
         })
         .unwrap();

@@ -122,6 +122,8 @@ impl Runner for RunnerService {
         self.note_call();
         let request = request.into_inner();
         let link = run_link(&request.run_url);
+        // A server from before steps would take a step event for a broken stream.
+        let send_steps = request.send_steps;
         let spec = convert::run_spec(request).map_err(ServiceError::InvalidRequest)?;
         tracing::info!(run_id = %spec.run_id, check = %spec.thunk.check, commit = %spec.thunk.commit, "run starts");
         let title = RunTitle {
@@ -133,12 +135,14 @@ impl Runner for RunnerService {
         let events = self.executor.start(spec).map_err(ServiceError::from)?;
         let mut watch = self.feedback.clone().map(|feedback| RunWatch::start(feedback, title));
         // Dropping this stream (the caller went away) drops the receiver, which cancels the run.
-        let stream = ReceiverStream::new(events).map(move |event| {
-            if let Some(watch) = &mut watch {
-                watch.see(&event);
-            }
-            Ok(convert::event_to_proto(event))
-        });
+        let stream = ReceiverStream::new(events)
+            .filter(move |event| send_steps || !matches!(event, crate::core::RunEvent::Step(_)))
+            .map(move |event| {
+                if let Some(watch) = &mut watch {
+                    watch.see(&event);
+                }
+                Ok(convert::event_to_proto(event))
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 }
@@ -205,7 +209,7 @@ mod tests {
             work_dir: dir.path().to_path_buf(),
             max_runs: 1,
             secrets: Default::default(),
-            engine: None,
+            engines: Default::default(),
             pass_env: vec![],
         })
         .unwrap();
@@ -218,5 +222,32 @@ mod tests {
             .expect("a closed runner refuses the run");
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert!(status.message().contains("shutting down"), "{status:?}");
+    }
+
+    /// The steps of a run whose checkout fails (`file:///nowhere`): sent only when asked for.
+    async fn step_events(send_steps: bool) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let executor = Executor::new(ExecConfig {
+            work_dir: dir.path().to_path_buf(),
+            max_runs: 1,
+            secrets: Default::default(),
+            engines: Default::default(),
+            pass_env: vec![],
+        })
+        .unwrap();
+        let identity = RunnerIdentity { name: "t".into(), labels: vec![] };
+        let service = RunnerService::new(identity, executor);
+        let mut request = request();
+        request.send_steps = send_steps;
+        let stream = Runner::run(&service, Request::new(request)).await.unwrap().into_inner();
+        let events: Vec<_> = stream.collect().await;
+        let is_step = |e: &Result<super::super::proto::RunEvent, Status>| matches!(e, Ok(e) if matches!(e.event, Some(super::super::proto::run_event::Event::Step(_))));
+        events.iter().filter(|e| is_step(e)).count()
+    }
+
+    #[tokio::test]
+    async fn steps_go_only_to_a_server_that_asks_for_them() {
+        assert_eq!(step_events(true).await, 3, "checkout begun, checkout failed, run skipped");
+        assert_eq!(step_events(false).await, 0);
     }
 }

@@ -190,6 +190,7 @@ pub fn spec(clone_url: &str, commit: &str, command: Command) -> RunSpec {
             image: None,
             timeout: Duration::from_secs(60),
             secrets: vec![],
+            tty: false,
         },
         clone_token: None,
         run_id: "run-1".into(),
@@ -305,4 +306,17 @@ pub fn fake_program(dir: &Path, name: &str, script: &str) {
     let path = dir.join(name);
     std::fs::write(&path, format!("#!/bin/sh\n{script}")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Links each of `programs`, as found on this PATH, into `dir`: a PATH of `dir` alone then has
+/// those and nothing else.
+pub fn link_programs(dir: &Path, programs: &[&str]) {
+    for program in programs {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .unwrap();
+        let target = String::from_utf8(found.stdout).unwrap();
+        std::os::unix::fs::symlink(target.trim(), dir.join(program)).unwrap();
+    }
 }

@@ -221,3 +221,28 @@ async fn checks_get_a_clean_environment_and_what_pass_env_adds() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("c | [] [http://proxy:3128] []"), "{stdout}");
 }
+
+#[tokio::test]
+async fn output_keeps_its_order_and_the_summary_lists_the_steps() {
+    let repo = Repo::new();
+    let toml = "[checks.c]\nrun = \"\"\"\necho ::group::Build\nfor i in 1 2 3; do echo out-$i; \
+                echo err-$i >&2; done\necho ::endgroup::\n\"\"\"\n";
+    repo.commit(&[("tether.toml", toml.as_bytes())], "checks");
+    let (code, stdout, stderr) = tether_run(&repo, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let output: Vec<&str> = stdout.lines().filter(|l| l.starts_with("c | ")).collect();
+    let mut want = vec!["c | ::group::Build".to_string()];
+    want.extend((1..=3).flat_map(|i| [format!("c | out-{i}"), format!("c | err-{i}")]));
+    want.push("c | ::endgroup::".into());
+    assert_eq!(output, want);
+    let steps: Vec<Vec<&str>> = stdout
+        .lines()
+        .skip_while(|l| *l != "steps")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect())
+        .collect();
+    let names: Vec<(&str, &str)> = steps.iter().map(|s| (s[1], s[2])).collect();
+    assert_eq!(names, [("checkout", "success"), ("run", "success"), ("Build", "success")]);
+    assert!(steps.iter().all(|s| s.len() == 4 && s[3].ends_with('s')), "durations: {steps:?}");
+}

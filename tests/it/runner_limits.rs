@@ -155,7 +155,7 @@ async fn serve_runner_saying(dir: &std::path::Path, name: &str, labels: Vec<Stri
         work_dir: dir.join("work"),
         max_runs: 1,
         secrets: Default::default(),
-        engine: None,
+        engines: Default::default(),
         pass_env: vec![],
     })
     .unwrap();
