@@ -66,6 +66,8 @@ struct Parts {
     config: ServerConfig,
     /// Logins' look-ups, switched to the app's credentials with the engine.
     lookups: Arc<UserLookups>,
+    /// The engine `/setup` started, for the server's shutdown to stop.
+    started: Arc<std::sync::Mutex<Option<Engine>>>,
 }
 
 impl Parts {
@@ -95,7 +97,10 @@ impl Parts {
         tokio::spawn(async move {
             if let Some(app) = created.recv().await {
                 match parts.engine(app.credentials()) {
-                    Ok(engine) => engine.spawn(deliveries),
+                    Ok(engine) => {
+                        engine.spawn(deliveries);
+                        *parts.started.lock().expect("engine slot poisoned") = Some(engine);
+                    }
                     Err(e) => tracing::error!(
                         error = format!("{e:#}"),
                         "starting with the new GitHub App failed"
@@ -144,13 +149,15 @@ impl Server {
             live: LiveLogs::default(),
             config: config.clone(),
             lookups,
+            started: Arc::default(),
         };
         let engine = app.map(|app| parts.engine(app)).transpose()?;
         let live = parts.live.clone();
         Ok(Server { host_key, store, gateway, engine, webhook_secret, logs, live, parts })
     }
 
-    /// Runs SSH and HTTP until `shutdown` resolves or one of them fails.
+    /// Runs SSH and HTTP until `shutdown` resolves or one of them fails; after a shutdown, stops
+    /// the engine's loops and waits for them.
     pub async fn run(
         self,
         ssh: TcpListener,
@@ -189,6 +196,11 @@ impl Server {
         }
         ssh_task.await.context("the ssh server panicked")??;
         http_task.await.context("the http server panicked")??;
+        // The engine's loops last: HTTP no longer stores deliveries for them.
+        let started = self.parts.started.lock().expect("engine slot poisoned").take();
+        if let Some(engine) = self.engine.or(started) {
+            engine.shutdown().await;
+        }
         Ok(())
     }
 }

@@ -24,8 +24,11 @@ macro_rules! migration {
 }
 
 /// Every migration, in order; the schema version is the length of the applied prefix.
-pub(super) const MIGRATIONS: &[Migration] =
-    &[migration!("0001_users_and_runners.sql"), migration!("0002_deliveries_runs_outbox.sql")];
+pub(super) const MIGRATIONS: &[Migration] = &[
+    migration!("0001_users_and_runners.sql"),
+    migration!("0002_deliveries_runs_outbox.sql"),
+    migration!("0003_delivery_outcome_detail.sql"),
+];
 
 /// Applies the migrations `conn` has not seen yet, each in its own transaction.
 pub(super) fn apply(conn: &mut Connection, migrations: &[Migration]) -> Result<(), StoreError> {
