@@ -200,3 +200,44 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::github::UserLookups;
+    use crate::ssh::server::Keyring;
+
+    /// An engine on a real SQLite file; GitHub is never asked, as nothing is stored for it.
+    async fn engine(dir: &std::path::Path) -> Engine {
+        let store = Store::open(&dir.join("tether.db")).await.unwrap();
+        let github = GitHub::new("http://127.0.0.1:9").unwrap();
+        let keyring = Keyring::new(Arc::new(UserLookups::new(github.clone())));
+        let gateway = Gateway::new(store.clone(), keyring, None);
+        let logs = LogStore::open(None, dir).unwrap();
+        let config = EngineConfig {
+            external_url: "https://ci.example".into(),
+            ssh_public_addr: "ci.example:6455".into(),
+            queue_ttl: DEFAULT_QUEUE_TTL,
+            log_max_bytes: DEFAULT_LOG_MAX_BYTES,
+        };
+        Engine::new(store, github, gateway, logs, live::LiveLogs::default(), config)
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_every_loop_and_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = engine(dir.path()).await;
+        engine.spawn(Arc::new(Notify::new()));
+        let loops = engine.inner.loops.lock().unwrap();
+        let handles: Vec<_> = loops.iter().map(JoinHandle::abort_handle).collect();
+        drop(loops);
+        assert_eq!(handles.len(), 3, "intake, dispatcher and outbox");
+        assert!(handles.iter().all(|h| !h.is_finished()), "a loop ended on its own");
+        let stopped = tokio::time::timeout(Duration::from_secs(10), engine.shutdown()).await;
+        assert!(stopped.is_ok(), "a loop did not stop");
+        assert!(handles.iter().all(|h| h.is_finished()), "shutdown returned before a loop ended");
+        // The parts were moved into the loops: a second spawn starts nothing.
+        engine.spawn(Arc::new(Notify::new()));
+        assert!(engine.inner.loops.lock().unwrap().is_empty());
+    }
+}
