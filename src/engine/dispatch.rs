@@ -59,14 +59,7 @@ pub(super) struct DispatcherDeps {
 
 /// Queued runs to runners, and the runs in flight.
 pub(super) struct Dispatcher {
-    store: Store,
-    github: GitHub,
-    gateway: Gateway,
-    logs: LogStore,
-    live: LiveLogs,
-    log_max_bytes: u64,
-    wake: Arc<Notify>,
-    outbox_wake: Arc<Notify>,
+    deps: DispatcherDeps,
     ends: RunEnds,
     active: ActiveRuns,
     /// While GitHub gives no checkout tokens: when to ask again, and the failures so far.
@@ -75,31 +68,9 @@ pub(super) struct Dispatcher {
 
 impl Dispatcher {
     pub(super) fn new(deps: DispatcherDeps) -> Dispatcher {
-        let DispatcherDeps {
-            store,
-            github,
-            gateway,
-            logs,
-            live,
-            log_max_bytes,
-            links,
-            wake,
-            outbox_wake,
-        } = deps;
-        let ends = RunEnds::new(store.clone(), links, outbox_wake.clone());
-        Dispatcher {
-            store,
-            github,
-            gateway,
-            logs,
-            live,
-            log_max_bytes,
-            wake,
-            outbox_wake,
-            ends,
-            active: ActiveRuns::default(),
-            token_pause: std::sync::Mutex::default(),
-        }
+        let ends = RunEnds::new(deps.store.clone(), deps.links.clone(), deps.outbox_wake.clone());
+        let (active, token_pause) = (ActiveRuns::default(), std::sync::Mutex::default());
+        Dispatcher { deps, ends, active, token_pause }
     }
 
     /// Ends the runs an earlier server left in progress, then dispatches until `stop`.
@@ -110,7 +81,7 @@ impl Dispatcher {
                 "ending the runs of an earlier server failed"
             );
         }
-        let runners_changed = self.gateway.runners_changed();
+        let runners_changed = self.deps.gateway.runners_changed();
         loop {
             if let Err(e) = self.dispatch_queued().await {
                 tracing::error!(error = format!("{e:#}"), "dispatching failed");
@@ -123,7 +94,7 @@ impl Dispatcher {
                         tracing::error!(run, error = format!("{e:#}"), "cancelling a run failed");
                     }
                 }
-                () = self.wake.notified() => {}
+                () = self.deps.wake.notified() => {}
                 () = runners_changed.notified() => {}
                 () = tokio::time::sleep(DISPATCH_TICK) => {}
             }
@@ -133,7 +104,7 @@ impl Dispatcher {
     /// At start, no run is in flight on this server: a run still marked in progress was running
     /// when the server stopped, and its stream is gone with it.
     async fn recover(&self) -> anyhow::Result<()> {
-        for run in self.store.in_progress_runs().await? {
+        for run in self.deps.store.in_progress_runs().await? {
             let ending = Ending { run: &run, end: RunEnd::server_restarted(), log_tail: "" };
             self.ends.finish(ending).await?;
         }
@@ -146,7 +117,7 @@ impl Dispatcher {
         if self.active.cancel(run_id, end.clone()) {
             return Ok(());
         }
-        match self.store.run(run_id).await? {
+        match self.deps.store.run(run_id).await? {
             Some(run) if run.status != RunStatus::Completed => {
                 self.ends.finish(Ending { run: &run, end, log_tail: "" }).await
             }
@@ -155,14 +126,14 @@ impl Dispatcher {
     }
 
     async fn dispatch_queued(self: &Arc<Self>) -> anyhow::Result<()> {
-        for run in self.store.queued_runs().await? {
+        for run in self.deps.store.queued_runs().await? {
             if SystemTime::now() > run.queue_deadline {
                 let end = RunEnd::QueueTimedOut { sender: run.sender.clone() };
                 self.ends.finish(Ending { run: &run, end, log_tail: "" }).await?;
                 continue;
             }
             let stored: StoredThunk = serde_json::from_str(&run.thunk)?;
-            let live = self.gateway.runners_of(&run.sender);
+            let live = self.deps.gateway.runners_of(&run.sender);
             let candidates: Vec<Candidate> = live.iter().map(|r| self.candidate(r)).collect();
             let Some(index) = pick_runner(&stored.needs, &candidates) else { continue };
             // Before the run starts: one that cannot check out yet stays queued.
@@ -181,7 +152,7 @@ impl Dispatcher {
         if self.token_pause().is_paused(Instant::now()) {
             return Ok(Checkout::Wait);
         }
-        match self.github.checkout_token(installation, &run.repo).await {
+        match self.deps.github.checkout_token(installation, &run.repo).await {
             Ok(token) => {
                 self.token_pause().succeeded();
                 Ok(Checkout::Ready(Some(token)))
@@ -215,9 +186,9 @@ impl Dispatcher {
         let now = SystemTime::now();
         let entries = start_entries(&run, &stored, now);
         // Live before the run shows as in progress, so that its page and readers find it.
-        let live = self.live.start(run.id);
-        if self.store.start_run(run.id, &label, now, entries).await? {
-            self.outbox_wake.notify_one();
+        let live = self.deps.live.start(run.id);
+        if self.deps.store.start_run(run.id, &label, now, entries).await? {
+            self.deps.outbox_wake.notify_one();
             // The record now describes the run as it goes.
             let run = RunRecord {
                 runner: Some(label),

@@ -96,6 +96,12 @@ impl Links {
     }
 }
 
+/// What tells the dispatcher and the outbox that something was stored for them.
+struct Wakes {
+    dispatch: Arc<Notify>,
+    outbox: Arc<Notify>,
+}
+
 /// A loop's view of the engine's stop signal.
 #[derive(Clone)]
 struct Stop(watch::Receiver<bool>);
@@ -141,14 +147,9 @@ impl Engine {
         };
         let (dispatch_wake, outbox_wake) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
         let (cancel_tx, cancels) = mpsc::channel(dispatch::CANCELS_QUEUED_MAX);
-        let planner = Planner::new(plan::PlannerDeps {
-            store: store.clone(),
-            github: github.clone(),
-            queue_ttl: config.queue_ttl,
-            cancels: cancel_tx,
-            dispatch_wake: dispatch_wake.clone(),
-            outbox_wake: outbox_wake.clone(),
-        });
+        let wakes = Wakes { dispatch: dispatch_wake.clone(), outbox: outbox_wake.clone() };
+        let ttl = config.queue_ttl;
+        let planner = Planner::new((store.clone(), github.clone()), ttl, cancel_tx, wakes);
         let intake = Intake::new(store.clone(), github.clone(), planner, outbox_wake.clone());
         let dispatcher = Dispatcher::new(dispatch::DispatcherDeps {
             store: store.clone(),
@@ -228,9 +229,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = engine(dir.path()).await;
         engine.spawn(Arc::new(Notify::new()));
-        let loops = engine.inner.loops.lock().unwrap();
-        let handles: Vec<_> = loops.iter().map(JoinHandle::abort_handle).collect();
-        drop(loops);
+        let handles: Vec<_> =
+            engine.inner.loops.lock().unwrap().iter().map(JoinHandle::abort_handle).collect();
         assert_eq!(handles.len(), 3, "intake, dispatcher and outbox");
         assert!(handles.iter().all(|h| !h.is_finished()), "a loop ended on its own");
         let stopped = tokio::time::timeout(Duration::from_secs(10), engine.shutdown()).await;

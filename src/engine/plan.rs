@@ -2,14 +2,13 @@
 //! the checks, and stores one run (and its check run's creation) per check; runs of a pull
 //! request at an older head are handed to the dispatcher to cancel.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use super::dispatch::Cancel;
 use super::item::OutboxItem;
-use super::{CommentRef, StoredThunk};
+use super::{CommentRef, StoredThunk, Wakes};
 use crate::core::dispatch::Requirements;
 use crate::core::event::{IssueComment, PullRequest, Push};
 use crate::core::run::RunEnd;
@@ -124,28 +123,16 @@ impl<'a> Planned<'a> {
     }
 }
 
-/// What the planner is made with.
-pub(super) struct PlannerDeps {
-    pub store: Store,
-    pub github: GitHub,
-    pub queue_ttl: Duration,
-    /// To the dispatcher: runs to cancel.
-    pub cancels: mpsc::Sender<Cancel>,
-    pub dispatch_wake: Arc<Notify>,
-    pub outbox_wake: Arc<Notify>,
-}
-
 /// Events into stored runs.
 pub(super) struct Planner {
     store: Store,
     github: GitHub,
     queue_ttl: Duration,
     cancels: mpsc::Sender<Cancel>,
-    dispatch_wake: Arc<Notify>,
-    outbox_wake: Arc<Notify>,
+    wakes: Wakes,
 }
 
-/// How many runs a plan queued; `None` when the commit has no usable `tether.toml`.
+/// What a plan came to.
 pub(super) enum PlanOutcome {
     NoConfig,
     InvalidConfig,
@@ -153,9 +140,15 @@ pub(super) enum PlanOutcome {
 }
 
 impl Planner {
-    pub(super) fn new(deps: PlannerDeps) -> Planner {
-        let PlannerDeps { store, github, queue_ttl, cancels, dispatch_wake, outbox_wake } = deps;
-        Planner { store, github, queue_ttl, cancels, dispatch_wake, outbox_wake }
+    /// `cancels` goes to the dispatcher; `wakes` tell it and the outbox that runs and writes
+    /// were stored.
+    pub(super) fn new(
+        (store, github): (Store, GitHub),
+        queue_ttl: Duration,
+        cancels: mpsc::Sender<Cancel>,
+        wakes: Wakes,
+    ) -> Planner {
+        Planner { store, github, queue_ttl, cancels, wakes }
     }
 
     pub(super) async fn load_config(
@@ -247,8 +240,8 @@ impl Planner {
     /// Stores a run with its check run's creation, and wakes the outbox and the dispatcher.
     async fn insert(&self, run: NewRun) -> anyhow::Result<i64> {
         let id = self.store.insert_run(run, vec![OutboxItem::CreateCheckRun.entry()]).await?;
-        self.outbox_wake.notify_one();
-        self.dispatch_wake.notify_one();
+        self.wakes.outbox.notify_one();
+        self.wakes.dispatch.notify_one();
         Ok(id)
     }
 
@@ -265,7 +258,7 @@ impl Planner {
             message,
         };
         self.store.enqueue(None, item.entry()).await?;
-        self.outbox_wake.notify_one();
+        self.wakes.outbox.notify_one();
         Ok(())
     }
 

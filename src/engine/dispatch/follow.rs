@@ -49,7 +49,7 @@ impl Dispatcher {
                 tracing::error!(run = id, error = format!("{e:#}"), "a run failed to complete");
             }
             dispatcher.active.remove(id);
-            dispatcher.wake.notify_one();
+            dispatcher.deps.wake.notify_one();
         });
     }
 
@@ -93,7 +93,7 @@ impl Dispatcher {
         cancelled: oneshot::Receiver<RunEnd>,
         live: LivePublisher,
     ) -> anyhow::Result<()> {
-        let mut log = RunLog::open(&self.logs, live, self.log_max_bytes).await?;
+        let mut log = RunLog::open(&self.deps.logs, live, self.deps.log_max_bytes).await?;
         // A cancel's sender lives as long as the run is in flight, so it is never dropped first.
         let cancelled = async {
             match cancelled.await {
@@ -124,7 +124,7 @@ impl Dispatcher {
             Stopped::Ended(end) => end,
             // The server is stopping and cut the stream itself: the run stays in progress, and
             // the next start ends it as lost to the restart (`recover`).
-            Stopped::Lost(_) if self.gateway.is_closing() => return Ok(()),
+            Stopped::Lost(_) if self.deps.gateway.is_closing() => return Ok(()),
             Stopped::Lost(why) => RunEnd::RunnerLost(why),
         };
         let log_tail = tail.text();
