@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use super::item::{CheckRunUpdate, OutboxItem};
 use super::{Links, Stop};
+use crate::core::config::CONFIG_FILE;
 use crate::core::report;
 use crate::core::run::Conclusion;
 use crate::github::{
@@ -202,7 +203,7 @@ impl Outbox {
     ) -> anyhow::Result<()> {
         let now = SystemTime::now();
         let write = CheckRunWrite {
-            name: super::plan::CONFIG_FILE.to_string(),
+            name: CONFIG_FILE.to_string(),
             head_sha: sha.to_string(),
             // Unique, so that a create whose answer was lost is found again.
             external_id: format!("tether.toml-{}", row.id),

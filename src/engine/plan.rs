@@ -12,12 +12,10 @@ use super::{CommentRef, StoredThunk, Wakes};
 use crate::core::dispatch::Requirements;
 use crate::core::event::{IssueComment, PullRequest, Push};
 use crate::core::run::RunEnd;
+use crate::core::config::CONFIG_FILE;
 use crate::core::{Check, Config, EventKind, Thunk};
 use crate::github::{GitHub, GitHubError, PullHead};
 use crate::store::{NewRun, RunRecord, Store};
-
-/// The file tether reads at the root of a repository.
-pub const CONFIG_FILE: &str = "tether.toml";
 
 /// What a commit's `tether.toml` says.
 pub enum Loaded {
