@@ -57,7 +57,7 @@ pub async fn run() -> anyhow::Result<Vec<Row>> {
     )?;
     let store = Store::open(&dir.path().join("bench.db")).await?;
     let keyring = Keyring::new(Arc::new(StaticKeys(vec![client_key.public_key().to_openssh()?])));
-    let gateway = Gateway::new(store, keyring, None);
+    let gateway = Gateway::new(store, keyring, None, None);
     let host_key = HostKey::load_or_create(&dir.path().join("host_key"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();

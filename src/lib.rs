@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod core;
+pub mod data_dir;
 pub mod engine;
 pub mod exec;
 pub mod github;

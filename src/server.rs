@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::data_dir::DataDirLock;
 use crate::engine::live::LiveLogs;
 use crate::engine::{Engine, EngineConfig};
 use crate::github::{AppCredentials, GitHub, UserLookups};
@@ -44,6 +45,8 @@ pub struct ServerConfig {
 
 /// An opened server, ready to run.
 pub struct Server {
+    /// Held until [`Server::run`] returns: no other server opens this data dir meanwhile.
+    lock: DataDirLock,
     pub host_key: HostKey,
     pub store: Store,
     pub gateway: Gateway,
@@ -113,17 +116,19 @@ impl Parts {
 }
 
 impl Server {
-    /// Creates the data dir (0700), opens the database, forgets runners left over from a crash,
-    /// and loads or creates the host key.
+    /// Creates the data dir (0700) and locks it, opens the database, forgets runners left over
+    /// from a crash, and loads or creates the host key. When another process holds the data
+    /// dir, fails with [`crate::data_dir::LockError::InUse`] before touching anything in it.
     pub async fn open(config: &ServerConfig) -> anyhow::Result<Server> {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data dir {}", dir.display()))?;
+        let lock = DataDirLock::acquire(dir)?;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
         let store = Store::open(&dir.join(DATABASE_FILE)).await.context("opening the database")?;
         let stale = store.clear_runners().await?;
         if stale > 0 {
-            tracing::info!(runners = stale, "removed runners left over from an earlier run");
+            tracing::info!(runners = stale, "removed runners left over from a server that crashed");
         }
         let host_key = HostKey::load_or_create(&dir.join(HOST_KEY_FILE))?;
         let github =
@@ -131,7 +136,8 @@ impl Server {
         // Anonymous until an app is configured, below or later by `/setup`.
         let lookups = Arc::new(UserLookups::new(github));
         let keyring = Keyring::new(lookups.clone());
-        let gateway = Gateway::new(store.clone(), keyring, Some(lookups.clone()));
+        let external = Some(config.engine.external_url.clone());
+        let gateway = Gateway::new(store.clone(), keyring, Some(lookups.clone()), external);
         let logs = LogStore::open(config.blobs.as_deref(), dir)?;
         let saved = SavedApp::load(dir)?;
         let (app, webhook_secret) = match (&config.github_app, saved) {
@@ -153,7 +159,7 @@ impl Server {
         };
         let engine = app.map(|app| parts.engine(app)).transpose()?;
         let live = parts.live.clone();
-        Ok(Server { host_key, store, gateway, engine, webhook_secret, logs, live, parts })
+        Ok(Server { lock, host_key, store, gateway, engine, webhook_secret, logs, live, parts })
     }
 
     /// Runs SSH and HTTP until `shutdown` resolves or one of them fails; after a shutdown, stops
@@ -201,6 +207,10 @@ impl Server {
         if let Some(engine) = self.engine.or(started) {
             engine.shutdown().await;
         }
+        // Every session is closed, but their own clean-up may not have run yet; with the data
+        // dir locked, every runner in the database is this server's.
+        self.store.clear_runners().await.context("removing this server's runners")?;
+        drop(self.lock);
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 mod local;
 mod runner;
 mod serve;
+mod summary;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,8 +25,8 @@ struct Cli {
 enum Commands {
     /// The server: SSH gateway, HTTP (webhooks, pages, API), dispatcher.
     Serve(Box<serve::ServeArgs>),
-    /// Run thunks for a tether server: serve the runner protocol on a socket, or connect to the
-    /// server over SSH and serve it there.
+    /// Run checks on this machine for a tether server: connect to it over SSH (--connect), or
+    /// listen on a socket for `ssh -R` to forward (--listen).
     Runner(Box<runner::RunnerArgs>),
     /// Run the checks of ./tether.toml on this machine, at the current commit, with no server.
     Run(local::RunArgs),

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -15,7 +16,7 @@ use crate::core::runner_info::{check_labels, check_runner_name};
 use crate::exec::container::Engine;
 use crate::exec::secrets::Secrets;
 use crate::exec::{ExecConfig, Executor};
-use crate::runner::service::RunnerIdentity;
+use crate::runner::service::{Feedback, Notice, RunnerIdentity};
 use crate::runner::{ListenAddr, RunnerService, serve, serve_streams};
 use crate::ssh::client::{Client, ClientConfig, ConnectTarget};
 
@@ -83,7 +84,7 @@ pub async fn main(args: RunnerArgs) -> anyhow::Result<()> {
     check_labels(&labels).map_err(anyhow::Error::msg).context("--labels")?;
     let executor = executor(&args)?;
     let identity = RunnerIdentity { name: name.clone(), labels };
-    let service = RunnerService::new(identity, executor.clone());
+    let service = RunnerService::new(identity, executor.clone()).with_feedback(feedback(&name));
     let grace = args.shutdown_grace.unwrap_or(RUNNER_SHUTDOWN_GRACE);
     match (&args.listen, &args.connect) {
         (Some(addr), _) => listen(addr, &name, args.max_runs, service, &executor, grace).await,
@@ -117,7 +118,9 @@ async fn listen(
         result = &mut server => return result?,
     }
     drain(executor, grace, stop_serving).await;
-    finish_serving(server).await
+    let result = finish_serving(server).await;
+    say("tether runner stopped");
+    result
 }
 
 fn executor(args: &RunnerArgs) -> anyhow::Result<Executor> {
@@ -182,6 +185,7 @@ async fn connect(
     drain(executor, grace, stop_serving).await;
     let result = finish_serving(server).await;
     client.disconnect().await;
+    say("tether runner stopped");
     result
 }
 
@@ -213,6 +217,18 @@ async fn drain(executor: &Executor, grace: Duration, stop_serving: oneshot::Send
     say(&format!("tether runner cancelling {} run(s) {why}", executor.in_flight()));
     executor.cancel_all();
     executor.wait_idle().await;
+}
+
+/// Prints what the service notices: the server's first call, each run's start and end.
+fn feedback(name: &str) -> Feedback {
+    let name = name.to_string();
+    Arc::new(move |notice| match notice {
+        Notice::FirstCall => say(&format!(
+            "tether runner {name}: the server reached this runner; its runs show here"
+        )),
+        Notice::RunStarted(title) => say(&title.started_line()),
+        Notice::RunEnded(title, ending) => say(&title.ended_line(&ending)),
+    })
 }
 
 /// One line on stdout; a closed stdout is no reason to fail.

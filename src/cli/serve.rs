@@ -50,9 +50,9 @@ pub struct ServeArgs {
     /// How long a run waits for a runner before it ends timed out.
     #[arg(long, env = "TETHER_QUEUE_TTL", default_value = "24h", value_parser = parse_duration)]
     queue_ttl: Duration,
-    /// The most bytes of one run's output that are stored (the run goes on; a marker line says
-    /// where the log was cut).
-    #[arg(long, env = "TETHER_LOG_MAX_BYTES", default_value_t = crate::engine::DEFAULT_LOG_MAX_BYTES)]
+    /// The most bytes of one run's output that are stored, as bytes or with KiB, MiB, GiB (the
+    /// run goes on; a marker line says where the log was cut).
+    #[arg(long, env = "TETHER_LOG_MAX_BYTES", value_name = "SIZE", default_value = "1GiB", value_parser = crate::core::size::parse)]
     log_max_bytes: u64,
     /// How long an SSH connection has from its first byte to a successful login. For tests
     /// and operators; hidden, as the default suits the internet.
@@ -131,7 +131,9 @@ pub async fn main(args: ServeArgs, file_limit: u64) -> anyhow::Result<()> {
     println!("tether: ssh listening on {}", ssh.local_addr()?);
     println!("tether: http listening on http://{http_addr} (external URL {external})");
     println!("tether: data in {}", args.data_dir.display());
-    server.run(ssh, http, shutdown).await
+    server.run(ssh, http, shutdown).await?;
+    println!("tether: stopped");
+    Ok(())
 }
 
 fn app_credentials(args: &ServeArgs) -> anyhow::Result<Option<AppCredentials>> {
@@ -141,4 +143,12 @@ fn app_credentials(args: &ServeArgs) -> anyhow::Result<Option<AppCredentials>> {
     let private_key_pem =
         std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
     Ok(Some(AppCredentials { app_id, private_key_pem }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_log_size_is_the_engines() {
+        assert_eq!(crate::core::size::parse("1GiB"), Ok(crate::engine::DEFAULT_LOG_MAX_BYTES));
+    }
 }

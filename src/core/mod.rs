@@ -15,10 +15,12 @@ pub mod fields;
 pub mod filter;
 pub mod host_key;
 pub mod limits;
+pub mod notice;
 pub mod report;
 pub mod run;
 pub mod runner_info;
 pub mod signature;
+pub mod size;
 pub mod thunk;
 
 pub use config::{Check, Command, Config, ConfigError, EventKind};

@@ -49,6 +49,8 @@ impl From<tonic::Status> for RunnerError {
 #[derive(Clone)]
 pub struct RunnerClient {
     inner: ProtoClient<Channel>,
+    /// The server's external URL, to send each run's page with it; `None` sends none.
+    links: Option<std::sync::Arc<str>>,
 }
 
 /// The events of one run; dropping this cancels the run.
@@ -101,7 +103,13 @@ impl RunnerClient {
     }
 
     pub(crate) fn from_channel(channel: Channel) -> RunnerClient {
-        RunnerClient { inner: ProtoClient::new(channel) }
+        RunnerClient { inner: ProtoClient::new(channel), links: None }
+    }
+
+    /// Sends each run's page, `EXTERNAL_URL/runs/ID`, with the run, for the runner's own lines.
+    pub fn with_run_links(mut self, external_url: &str) -> RunnerClient {
+        self.links = Some(external_url.trim_end_matches('/').into());
+        self
     }
 
     pub async fn info(&mut self) -> Result<RunnerInfo, RunnerError> {
@@ -110,7 +118,11 @@ impl RunnerClient {
     }
 
     pub async fn run(&mut self, spec: &RunSpec) -> Result<RunEvents, RunnerError> {
-        let response = self.inner.run(convert::run_request(spec)).await?;
+        let run_url = match &self.links {
+            Some(base) => format!("{base}/runs/{}", spec.run_id),
+            None => String::new(),
+        };
+        let response = self.inner.run(convert::run_request(spec, run_url)).await?;
         Ok(RunEvents { inner: response.into_inner() })
     }
 }

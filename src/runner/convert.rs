@@ -20,7 +20,8 @@ pub fn from_unix_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
-pub fn run_request(spec: &RunSpec) -> proto::RunRequest {
+/// The request for `spec`; `run_url` is the run's page, or empty.
+pub fn run_request(spec: &RunSpec, run_url: String) -> proto::RunRequest {
     let thunk = &spec.thunk;
     let command = match &thunk.command {
         Command::Script(script) => proto::thunk::Command::Script(script.clone()),
@@ -44,6 +45,7 @@ pub fn run_request(spec: &RunSpec) -> proto::RunRequest {
             kind: spec.event.kind.clone(),
             repo: spec.event.repo.clone(),
         }),
+        run_url,
     }
 }
 
@@ -246,7 +248,7 @@ mod tests {
     #[test]
     fn run_requests_survive_the_wire() {
         let original = spec();
-        let bytes = run_request(&original).encode_to_vec();
+        let bytes = run_request(&original, String::new()).encode_to_vec();
         let back = run_spec(proto::RunRequest::decode(&bytes[..]).unwrap()).unwrap();
         assert_eq!(back.thunk, original.thunk);
         assert_eq!(back.thunk.id(), original.thunk.id());
@@ -258,22 +260,22 @@ mod tests {
 
     #[test]
     fn bad_requests_say_which_field() {
-        let mut request = run_request(&spec());
+        let mut request = run_request(&spec(), String::new());
         request.thunk.as_mut().unwrap().commit = "abc".into();
         assert!(run_spec(request).unwrap_err().contains("thunk.commit"));
-        let mut request = run_request(&spec());
+        let mut request = run_request(&spec(), String::new());
         request.thunk.as_mut().unwrap().timeout_ms = 0;
         assert!(run_spec(request).unwrap_err().contains("timeout_ms"));
-        let mut request = run_request(&spec());
+        let mut request = run_request(&spec(), String::new());
         request.thunk.as_mut().unwrap().dir = "../x".into();
         assert!(run_spec(request).unwrap_err().contains("inside the checkout"));
-        let mut request = run_request(&spec());
+        let mut request = run_request(&spec(), String::new());
         request.thunk.as_mut().unwrap().command = None;
         assert!(run_spec(request).unwrap_err().contains("thunk.command"));
-        let mut request = run_request(&spec());
+        let mut request = run_request(&spec(), String::new());
         request.thunk.as_mut().unwrap().env.insert("A=B".into(), "x".into());
         assert!(run_spec(request).unwrap_err().contains("\"A=B\" is not a variable name"));
-        let mut request = run_request(&spec());
+        let mut request = run_request(&spec(), String::new());
         request.thunk.as_mut().unwrap().secrets.push("X\nY".into());
         assert!(run_spec(request).unwrap_err().contains("is not a variable name"));
     }
@@ -281,16 +283,16 @@ mod tests {
     #[test]
     fn local_and_unknown_event_kinds_are_refused() {
         for kind in ["local", "LOCAL", "", "deployment_status", "push "] {
-            let mut request = run_request(&spec());
+            let mut request = run_request(&spec(), String::new());
             request.event.as_mut().unwrap().kind = kind.into();
             let error = run_spec(request).unwrap_err();
             assert!(error.contains("is not an event a server sends"), "{kind}: {error}");
         }
-        let mut request = run_request(&spec());
+        let mut request = run_request(&spec(), String::new());
         request.event = None;
         assert_eq!(run_spec(request).unwrap_err(), "the request has no event");
         for kind in SERVER_EVENT_KINDS {
-            let mut request = run_request(&spec());
+            let mut request = run_request(&spec(), String::new());
             request.event.as_mut().unwrap().kind = kind.to_string();
             assert_eq!(run_spec(request).unwrap().event.kind, *kind);
         }

@@ -98,9 +98,13 @@ pub struct ClientConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("refusing to connect: {0}")]
-    HostKey(#[from] HostKeyRefusal),
+    // Not a `source`: the message already holds the refusal, so a chain would say it twice.
+    HostKey(HostKeyRefusal),
     #[error("cannot read the known hosts file {}: {message}", path.display())]
     KnownHosts { path: PathBuf, message: String },
+    /// No key to offer (ssh-agent emptied since the start, say).
+    #[error("{}", super::identity::NO_KEY_HINT)]
+    NoKeys,
 }
 
 /// One channel the server opened to the runner: a byte stream to serve the protocol on.
@@ -121,6 +125,7 @@ impl Client {
     ) -> anyhow::Result<(Client, impl Stream<Item = std::io::Result<ForwardedChannel>>)> {
         let identity = config.identity.clone();
         let keys = tokio::task::spawn_blocking(move || Keys::load(identity.as_deref())).await??;
+        keys.ensure_some().await?;
         let verifier = HostKeyVerifier::new(
             &config.target.host,
             config.target.port,
@@ -201,10 +206,11 @@ async fn keep_connected(
         // Retries since the last good connection, counting the one about to be made.
         let attempt = backoff.failures();
         let target = &context.target;
+        let delay_text = crate::core::duration::format(delay);
         if auth_refused {
-            tracing::error!(attempt, ?delay, %reason, "cannot log in to {target}; trying again");
+            tracing::error!(attempt, delay = %delay_text, %reason, "cannot log in to {target}; trying again");
         } else {
-            tracing::warn!(attempt, ?delay, %reason, "reconnecting to {target}");
+            tracing::warn!(attempt, delay = %delay_text, %reason, "reconnecting to {target}");
         }
         tokio::select! {
             () = tokio::time::sleep(delay) => {}

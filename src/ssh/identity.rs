@@ -16,6 +16,11 @@ const DEFAULT_KEY_FILES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
 /// Wrong passphrases allowed for one key before it is skipped.
 const PASSPHRASE_ATTEMPTS: u32 = 3;
 
+/// What to do when there is no key at all.
+pub const NO_KEY_HINT: &str = "no SSH key to log in with: ssh-agent holds none and there is no \
+    usable ~/.ssh/id_ed25519, id_ecdsa or id_rsa; create one with `ssh-keygen -t ed25519`, add \
+    it to GitHub (https://github.com/settings/keys), or pass --identity FILE";
+
 /// Asks for the passphrase of a key file; `None` when nobody can answer.
 pub type AskPassphrase<'a> = &'a mut dyn FnMut(&Path) -> Option<String>;
 
@@ -41,6 +46,9 @@ pub enum AuthError {
          the GitHub account {login} (https://github.com/settings/keys)"
     )]
     Refused { login: String, tried: String },
+    /// There was no key to offer at all: nothing changes until the user adds one.
+    #[error("{NO_KEY_HINT}")]
+    NoKeys,
     #[error("the connection failed while logging in: {0}")]
     Ssh(#[from] russh::Error),
 }
@@ -72,13 +80,25 @@ impl Keys {
         }
         let files = home.map_or_else(Vec::new, |home| default_files(home, ask));
         if files.is_empty() && !agent {
-            bail!(
-                "no SSH key to log in with: no ssh-agent (SSH_AUTH_SOCK) and no usable \
-                 ~/.ssh/id_ed25519, id_ecdsa or id_rsa; create one with `ssh-keygen -t ed25519`, \
-                 add it to GitHub, or pass --identity FILE"
-            );
+            bail!("{NO_KEY_HINT}");
         }
         Ok(Keys { files, use_agent: agent })
+    }
+
+    /// Fails with [`NO_KEY_HINT`] when there is no key file and ssh-agent holds no key (or
+    /// cannot be reached): retrying could not help until the user adds one.
+    pub async fn ensure_some(&self) -> anyhow::Result<()> {
+        if !self.files.is_empty() {
+            return Ok(());
+        }
+        let listed = match AgentClient::connect_env().await {
+            Ok(mut agent) => agent.request_identities().await.map(|ids| ids.len()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        if listed == 0 {
+            bail!("{NO_KEY_HINT}");
+        }
+        Ok(())
     }
 }
 
@@ -168,13 +188,12 @@ pub async fn authenticate<H: Handler>(
             return Ok(());
         }
     }
+    if tried.is_empty() {
+        return Err(AuthError::NoKeys);
+    }
     Err(AuthError::Refused {
         login: login.to_string(),
-        tried: if tried.is_empty() {
-            "no key at all".into()
-        } else {
-            format!("tried {}", tried.join(", "))
-        },
+        tried: format!("tried {}", tried.join(", ")),
     })
 }
 

@@ -69,6 +69,15 @@ impl HostKeyVerifier {
 
     /// Appends the key; a file that cannot be written is a warning: the key was trusted anyway.
     fn record(&self, key: &PublicKey, id: &HostKeyId) {
+        // russh would create a missing `~/.ssh` as the umask says (0755, often); OpenSSH
+        // keeps it 0700.
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            use std::os::unix::fs::DirBuilderExt;
+            let created = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+            if let Err(e) = created {
+                tracing::warn!("cannot create {}: {e}", dir.display());
+            }
+        }
         match russh::keys::known_hosts::learn_known_hosts_path(
             &self.host, self.port, key, &self.path,
         ) {

@@ -98,6 +98,7 @@ async fn set_up_in_time(
     match result {
         Ok(Ok(handle)) => Ok(Ok(handle)),
         Ok(Err(SetupError::Session(SessionError::Fatal(error)))) => Err(error),
+        Ok(Err(SetupError::Auth(AuthError::NoKeys))) => Err(ClientError::NoKeys),
         Ok(Err(error @ SetupError::Auth(AuthError::Refused { .. }))) => {
             lost(error.to_string(), true)
         }

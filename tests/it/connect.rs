@@ -54,7 +54,7 @@ async fn a_connected_runner_serves_runs_through_the_forward() {
     assert_eq!(run.outcome(), &Outcome::Exited(0));
 
     runner.terminate();
-    let stopping = runner.next_line().await.unwrap();
+    let stopping = runner.next_own_line().await.unwrap();
     assert_eq!(stopping, "tether runner stopping");
     assert!(runner.wait(CONNECT_LIMIT).await.success());
 }
@@ -68,7 +68,7 @@ async fn the_runner_reconnects_after_the_server_went_away() {
     runner.client().await.info().await.unwrap();
     sshd.kill().await;
     sshd.spawn().await;
-    let again = tokio::time::timeout(CONNECT_LIMIT, runner.next_line())
+    let again = tokio::time::timeout(CONNECT_LIMIT, runner.next_own_line())
         .await
         .expect("the runner should reconnect")
         .unwrap();

@@ -74,3 +74,37 @@ async fn the_built_in_client_refuses_a_changed_host_key() {
     assert!(!status.success(), "the runner accepted a changed host key");
     assert!(impostor.runners().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_missing_ssh_directory_is_created_0700() {
+    use std::os::unix::fs::PermissionsExt;
+    let github = FakeGitHub::start().await;
+    let alice = SshKey::generate();
+    github.add_user("alice", 1001, &[&alice.public]);
+    let dir = tempfile::tempdir().unwrap();
+    let server = TetherServer::start(&dir.path().join("data"), &github.url).await;
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let target = format!("alice@127.0.0.1:{}", server.ssh_port);
+    let args = [
+        OsStr::new("--connect"),
+        OsStr::new(&target),
+        OsStr::new("--identity"),
+        alice.path.as_os_str(),
+        OsStr::new("--accept-new-host-key"),
+        OsStr::new("--name"),
+        OsStr::new("laptop"),
+    ];
+    let runner_dir = tempfile::tempdir().unwrap();
+    let socket = runner_dir.path().join("unused.sock");
+    let env = [("HOME", home.to_str().unwrap()), ("TETHER_LOG", "warn")];
+    let _runner = Runner::spawn(runner_dir, socket, &args, &env, "connected to").await;
+    let ssh_dir = home.join(".ssh");
+    assert!(ssh_dir.join("known_hosts").exists());
+    let mode = std::fs::metadata(&ssh_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "~/.ssh is {mode:o}");
+    // The runner inherited this process's umask; with 077 the test would prove nothing.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap().trim();
+    assert_ne!(u32::from_str_radix(umask, 8).unwrap() & 0o055, 0o055, "umask {umask}");
+}

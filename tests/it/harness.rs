@@ -138,6 +138,17 @@ impl Runner {
         self.stdout.next_line().await.unwrap()
     }
 
+    /// The runner's next line on stdout about the runner itself, past the lines about runs
+    /// and the server's first call; `None` once it closed stdout.
+    pub async fn next_own_line(&mut self) -> Option<String> {
+        loop {
+            let line = self.next_line().await?;
+            if !line.starts_with("run ") && !line.contains("the server reached this runner") {
+                return Some(line);
+            }
+        }
+    }
+
     /// Sends SIGTERM; the runner may then end without failing the test.
     pub fn terminate(&mut self) {
         self.ended_by_test = true;

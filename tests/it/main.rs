@@ -4,6 +4,7 @@
 mod browser;
 mod checks;
 mod connect;
+mod data_dir;
 mod data_files;
 mod fake_github;
 mod flows;
@@ -21,7 +22,9 @@ mod live;
 mod local_run;
 mod log_bounds;
 mod log_pages;
+mod messages;
 mod runner;
+mod runner_feedback;
 mod runner_limits;
 mod secrets;
 mod serve;

@@ -22,6 +22,8 @@ pub struct TetherServer {
     process: ProcessSetup,
     /// Its log (stderr), when [`ProcessSetup::keep_log`] asked for it.
     log: Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>,
+    /// What it printed on stdout after the lines that said where it listens, read to the end.
+    rest_of_stdout: tokio::task::JoinHandle<String>,
     child: tokio::process::Child,
     /// Set once the test has stopped it on purpose.
     stopped: bool,
@@ -85,7 +87,14 @@ impl TetherServer {
             }
         }
         // Keep reading so that the server never blocks on a full stdout pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let rest_of_stdout = tokio::spawn(async move {
+            let mut rest = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                rest.push_str(&line);
+                rest.push('\n');
+            }
+            rest
+        });
         TetherServer {
             data_dir: data_dir.to_path_buf(),
             ssh_port: ssh_port.unwrap(),
@@ -95,6 +104,7 @@ impl TetherServer {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             process,
             log,
+            rest_of_stdout,
             child,
             stopped: false,
         }
@@ -121,6 +131,20 @@ impl TetherServer {
             .unwrap();
         self.stopped = true;
         status.code()
+    }
+
+    /// Stops the server with SIGTERM; returns its exit code and what it printed on stdout after
+    /// starting.
+    pub async fn stop_and_read(mut self) -> (Option<i32>, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().unwrap() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        self.stopped = true;
+        let rest = (&mut self.rest_of_stdout).await.unwrap_or_default();
+        (status.code(), rest)
     }
 
     /// Kills the server with SIGKILL, as a crash or the OOM killer would, and waits until it is
@@ -214,10 +238,15 @@ pub struct ProcessSetup {
     /// Keep its stderr for [`TetherServer::log`] (at `TETHER_LOG`'s level) instead of passing
     /// it through.
     pub keep_log: bool,
+    /// Its `TETHER_LOG` (default: `TETHER_SERVE_LOG`, else `warn`).
+    pub log_level: Option<&'static str>,
 }
 
 impl ProcessSetup {
     fn apply(&self, command: &mut tokio::process::Command) {
+        if let Some(level) = self.log_level {
+            command.env("TETHER_LOG", level);
+        }
         if self.keep_log {
             command.stderr(Stdio::piped());
         }

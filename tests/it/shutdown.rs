@@ -25,7 +25,7 @@ async fn sigterm_lets_the_run_in_flight_finish_then_exits_0() {
         runner.client().await.run(&spec(&repo.file_url(), &commit, script(&text))).await.unwrap();
     read_until_output(&mut events, "started").await;
     runner.terminate();
-    let stopping = runner.next_line().await.unwrap();
+    let stopping = runner.next_own_line().await.unwrap();
     assert!(stopping.contains("waiting up to 10m00s for 1 run(s)"), "{stopping}");
     std::fs::write(&go, "").unwrap();
     let rest = collect(events).await;
@@ -45,9 +45,9 @@ async fn runs_still_going_after_the_grace_period_are_cancelled() {
         runner.client().await.run(&spec(&repo.file_url(), &commit, script(&text))).await.unwrap();
     read_until_output(&mut events, "started").await;
     runner.terminate();
-    let stopping = runner.next_line().await.unwrap();
+    let stopping = runner.next_own_line().await.unwrap();
     assert!(stopping.contains("300ms"), "{stopping}");
-    let cancelling = runner.next_line().await.unwrap();
+    let cancelling = runner.next_own_line().await.unwrap();
     assert!(cancelling.contains("cancelling 1 run(s)"), "{cancelling}");
     let rest = collect(events).await;
     assert!(
@@ -64,7 +64,8 @@ async fn an_idle_runner_stops_at_once() {
     let mut runner = Runner::start(&[]).await;
     runner.client().await.info().await.unwrap();
     runner.terminate();
-    assert_eq!(runner.next_line().await.as_deref(), Some("tether runner stopping"));
+    assert_eq!(runner.next_own_line().await.as_deref(), Some("tether runner stopping"));
+    assert_eq!(runner.next_own_line().await.as_deref(), Some("tether runner stopped"));
     assert!(runner.wait(STOP_LIMIT).await.success());
     assert!(!runner.socket.exists());
 }
@@ -82,12 +83,12 @@ async fn a_second_signal_cancels_the_runs_at_once() {
         .unwrap();
     read_until_output(&mut events, "started").await;
     runner.terminate();
-    let stopping = runner.next_line().await.unwrap();
+    let stopping = runner.next_own_line().await.unwrap();
     assert!(stopping.contains("for 1 run(s)"), "{stopping}");
     // The runner listens for the second signal a moment after it says it is stopping.
     let cancelling = loop {
         runner.terminate();
-        let line = tokio::time::timeout(Duration::from_millis(200), runner.next_line()).await;
+        let line = tokio::time::timeout(Duration::from_millis(200), runner.next_own_line()).await;
         if let Ok(line) = line {
             break line.unwrap();
         }

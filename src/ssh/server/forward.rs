@@ -7,7 +7,8 @@ use russh::server::Handle;
 
 use super::Gateway;
 use super::sessions::LiveRunner;
-use crate::runner::RunnerClient;
+use crate::core::RunnerInfo;
+use crate::runner::{RunnerClient, RunnerError};
 
 /// How long a new runner has to answer `Info`.
 pub const RUNNER_INFO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +54,61 @@ impl ForwardTarget {
     }
 }
 
+/// `/laptop` or `laptop:40000`, as the client asked for it (escaped: it is the client's text).
+impl std::fmt::Display for ForwardTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForwardTarget::Streamlocal { path } => write!(f, "{}", path.escape_debug()),
+            // OpenSSH's default bind address, sent as nothing.
+            ForwardTarget::Tcp { address, port } if address.is_empty() => {
+                write!(f, "localhost:{port}")
+            }
+            ForwardTarget::Tcp { address, port } => write!(f, "{}:{port}", address.escape_debug()),
+        }
+    }
+}
+
+/// Why a forward did not become a runner; said to its owner as the session closes.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    #[error(
+        "runner refused: nothing answered behind the forward {target}: start `tether runner \
+         --listen SOCKET` first, forward that socket, and connect again"
+    )]
+    NoRunner { target: String, detail: String },
+    #[error("runner refused: the runner behind {target} did not answer within {}s", RUNNER_INFO_TIMEOUT.as_secs())]
+    Silent { target: String },
+    #[error("runner refused: the runner behind {target} described itself wrongly: {detail}")]
+    BadInfo { target: String, detail: String },
+    #[error(
+        "runner refused: its name {0:?} is not a valid runner name: name the forward, as in \
+         -R /NAME:SOCKET"
+    )]
+    BadName(String),
+    #[error("runner refused: recording the runner failed; try again later")]
+    Store(#[source] anyhow::Error),
+}
+
+impl Refused {
+    fn from_runner(target: &ForwardTarget, error: RunnerError) -> Refused {
+        let target = target.to_string();
+        match error {
+            RunnerError::Unavailable(detail) => Refused::NoRunner { target, detail },
+            RunnerError::Protocol(detail) => Refused::BadInfo { target, detail },
+            other => Refused::BadInfo { target, detail: other.to_string() },
+        }
+    }
+
+    /// More than the owner is told, for the server's log.
+    fn detail(&self) -> String {
+        match self {
+            Refused::NoRunner { detail, .. } => detail.clone(),
+            Refused::Store(e) => format!("{e:#}"),
+            _ => String::new(),
+        }
+    }
+}
+
 /// Runner names: what a person would type, and what fits in a path segment.
 pub fn is_runner_name(name: &str) -> bool {
     crate::core::runner_info::is_runner_name(name)
@@ -68,8 +124,9 @@ pub fn spawn_registration(
 ) {
     tokio::spawn(async move {
         if let Err(why) = register(&gateway, &handle, &session, &login, &target).await {
-            tracing::warn!(login, session, ?target, %why, "refused a runner");
-            let message = format!("tether: runner refused: {why}");
+            let detail = why.detail();
+            tracing::warn!(%login, %session, %target, %why, %detail, "refused a runner");
+            let message = format!("tether: {why}");
             let _ =
                 handle.disconnect(russh::Disconnect::ByApplication, message, String::new()).await;
         }
@@ -82,7 +139,41 @@ async fn register(
     session: &str,
     login: &str,
     target: &ForwardTarget,
-) -> anyhow::Result<()> {
+) -> Result<(), Refused> {
+    let (client, info) = ask_info(gateway, handle, target).await?;
+    let name = match target.name_hint() {
+        Some(name) => name,
+        None if is_runner_name(&info.name) => info.name.clone(),
+        None => return Err(Refused::BadName(info.name.clone())),
+    };
+    tracing::info!(
+        %login,
+        %name,
+        os = %info.os,
+        arch = %info.arch,
+        capacity = info.capacity,
+        "runner connected"
+    );
+    let runner = LiveRunner {
+        owner: login.to_string(),
+        name: name.clone(),
+        info,
+        client,
+        session: session.to_string(),
+    };
+    gateway.add_runner(runner).await.map_err(Refused::Store)?;
+    if let Some((handle, shell)) = gateway.announce_runner(session, &name) {
+        let _ = handle.data(shell.channel, shell.line(&registered_line(&name))).await;
+    }
+    Ok(())
+}
+
+/// A client for the runner behind `target`, and what it says about itself.
+async fn ask_info(
+    gateway: &Gateway,
+    handle: &Handle,
+    target: &ForwardTarget,
+) -> Result<(RunnerClient, RunnerInfo), Refused> {
     let connect = {
         let (handle, target) = (handle.clone(), target.clone());
         move || {
@@ -90,29 +181,24 @@ async fn register(
             async move { target.open(&handle).await }
         }
     };
-    let mut client = RunnerClient::over(connect).await?;
+    let mut client =
+        RunnerClient::over(connect).await.map_err(|e| Refused::from_runner(target, e))?;
+    if let Some(url) = gateway.external_url() {
+        client = client.with_run_links(url);
+    }
     let info = tokio::time::timeout(RUNNER_INFO_TIMEOUT, client.info())
         .await
-        .map_err(|_| {
-            anyhow::anyhow!("it did not answer Info within {}s", RUNNER_INFO_TIMEOUT.as_secs())
-        })?
-        .map_err(|e| anyhow::anyhow!("Info failed: {e}"))?;
-    let name = match target.name_hint() {
-        Some(name) => name,
-        None if is_runner_name(&info.name) => info.name.clone(),
-        None => anyhow::bail!("its name {:?} is not a valid runner name", info.name),
-    };
-    tracing::info!(
-        login,
-        name,
-        os = info.os,
-        arch = info.arch,
-        capacity = info.capacity,
-        "runner connected"
-    );
-    let runner =
-        LiveRunner { owner: login.to_string(), name, info, client, session: session.to_string() };
-    gateway.add_runner(runner).await
+        .map_err(|_| Refused::Silent { target: target.to_string() })?
+        .map_err(|e| Refused::from_runner(target, e))?;
+    Ok((client, info))
+}
+
+/// What the open session of `ssh -R …` (without `-N`) says once runner `name` is registered.
+pub fn registered_line(name: &str) -> String {
+    format!(
+        "tether: runner {name} is registered; this session stays open to keep it connected \
+         (Ctrl-C ends it)"
+    )
 }
 
 /// Removes the runner of a cancelled forward.

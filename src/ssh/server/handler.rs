@@ -12,6 +12,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::forward::{self, ForwardTarget};
+use super::sessions::Shell;
 use super::{Gateway, MAX_FORWARDS_PER_SESSION, MAX_SESSIONS_PER_USER};
 
 /// The one command a session may run: it lists the user's runners.
@@ -29,6 +30,10 @@ pub struct ConnectionHandler {
     forwards: HashSet<ForwardTarget>,
     /// Port numbers handed out for `tcpip-forward` with port 0; nothing is ever bound.
     next_port: u32,
+    /// The client asked for a terminal (plain `ssh` from one does).
+    pty: bool,
+    /// The shell channel of `ssh -R …` without `-N`, which stays open.
+    shell: Option<ChannelId>,
 }
 
 impl ConnectionHandler {
@@ -47,36 +52,60 @@ impl ConnectionHandler {
             unauthenticated: Some(unauthenticated),
             forwards: HashSet::new(),
             next_port: FIRST_ASSIGNED_PORT,
+            pty: false,
+            shell: None,
         }
+    }
+
+    /// `text` with its lines ended as the client's terminal needs: `\r\n` once it asked for a
+    /// PTY, which puts its own terminal in raw mode.
+    fn for_terminal(&self, text: String) -> String {
+        if self.pty { text.replace('\n', "\r\n") } else { text }
+    }
+
+    /// The login for the log: `-` before there is one.
+    fn login_text(&self) -> &str {
+        self.login.as_deref().unwrap_or("-")
     }
 
     pub fn authenticated_flag(&self) -> Arc<AtomicBool> {
         self.authenticated.clone()
     }
 
+    /// Whether `key` is one of `user`'s keys on GitHub; a refusal is logged with the login,
+    /// the key's fingerprint and the reason.
     async fn key_allowed(&self, user: &str, key: &PublicKey) -> bool {
-        if crate::github::valid_login(user).is_none() {
-            tracing::info!(peer = %self.peer, user, "refused: not a GitHub login");
-            return false;
-        }
-        match self.gateway.keyring().allows(user, key).await {
-            Ok(allowed) => allowed,
-            Err(why) => {
-                tracing::info!(peer = %self.peer, user, %why, "refused login");
-                false
+        let refusal = if crate::github::valid_login(user).is_none() {
+            "not a GitHub login".to_string()
+        } else {
+            match self.gateway.keyring().keys(user).await {
+                Ok(keys) if keys.iter().any(|k| k.key_data() == key.key_data()) => return true,
+                Ok(keys) if keys.is_empty() => "the GitHub account has no SSH keys".to_string(),
+                Ok(_) => "the key is not one of the account's SSH keys on GitHub".to_string(),
+                Err(why) => why.to_string(),
             }
-        }
+        };
+        let fingerprint = key.fingerprint(russh::keys::HashAlg::Sha256);
+        // The login is the client's text, not checked yet: escaped, so it cannot forge lines.
+        tracing::info!(
+            peer = %self.peer,
+            login = %user.escape_debug(),
+            key = %fingerprint,
+            reason = %refusal,
+            "refused a login"
+        );
+        false
     }
 
     /// Registers `target` in a forward slot and returns the login, or says why not.
     fn take_forward_slot(&mut self, target: &ForwardTarget) -> Option<String> {
         let login = self.login.clone()?;
         if self.forwards.len() >= MAX_FORWARDS_PER_SESSION {
-            tracing::info!(login, session = %self.session_id, "refused a forward: {MAX_FORWARDS_PER_SESSION} per session");
+            tracing::info!(%login, session = %self.session_id, "refused a forward: {MAX_FORWARDS_PER_SESSION} per session");
             return None;
         }
         if !self.forwards.insert(target.clone()) {
-            tracing::info!(login, session = %self.session_id, ?target, "refused a forward registered already");
+            tracing::info!(%login, session = %self.session_id, %target, "refused a forward registered already");
             return None;
         }
         Some(login)
@@ -110,11 +139,11 @@ impl russh::server::Handler for ConnectionHandler {
             return Ok(Auth::reject());
         }
         if self.gateway.session_count(user) >= MAX_SESSIONS_PER_USER {
-            tracing::info!(user, "refused login: {MAX_SESSIONS_PER_USER} sessions already");
+            tracing::info!(login = %user, "refused a login: {MAX_SESSIONS_PER_USER} sessions already");
             return Ok(Auth::reject());
         }
         if let Err(e) = self.gateway.store().record_login(user).await {
-            tracing::error!(user, error = %e, "recording a login failed; refusing it");
+            tracing::error!(login = %user, error = %e, "recording a login failed; refusing it");
             return Ok(Auth::reject());
         }
         self.login = Some(user.to_string());
@@ -126,7 +155,7 @@ impl russh::server::Handler for ConnectionHandler {
         self.authenticated.store(true, Ordering::SeqCst);
         self.unauthenticated = None;
         self.gateway.session_started(&self.session_id, &login, session.handle());
-        tracing::info!(login, peer = %self.peer, session = %self.session_id, "logged in");
+        tracing::info!(%login, peer = %self.peer, session = %self.session_id, "logged in");
         Ok(())
     }
 
@@ -151,7 +180,7 @@ impl russh::server::Handler for ConnectionHandler {
         reply: ChannelOpenHandle,
         _: &mut Session,
     ) -> Result<(), Self::Error> {
-        tracing::info!(login = ?self.login, host, port, "refused a -L forward into the server's network");
+        tracing::info!(login = %self.login_text(), host = %host.escape_debug(), port, "refused a -L forward into the server's network");
         reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
         Ok(())
     }
@@ -191,7 +220,9 @@ impl russh::server::Handler for ConnectionHandler {
         _: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(channel)
+        // Accepted so that a plain `ssh` prints no error; it changes only how lines end.
+        self.pty = true;
+        session.channel_success(channel)
     }
 
     async fn x11_request(
@@ -206,12 +237,47 @@ impl russh::server::Handler for ConnectionHandler {
         session.channel_failure(channel)
     }
 
+    /// Without forwards, a shell is `status`. With them (`ssh -R …` without `-N`), the
+    /// channel stays open and says when each runner is registered; Ctrl-C or Ctrl-D ends it.
     async fn shell_request(
         &mut self,
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        refuse_command(channel, session, "this server has no shell")
+        let login = self.login.clone().unwrap_or_default();
+        if self.forwards.is_empty() {
+            let text = self.for_terminal(forward::status_text(&self.gateway, &login).await);
+            session.channel_success(channel)?;
+            session.data(channel, text.into_bytes())?;
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            return session.close(channel);
+        }
+        session.channel_success(channel)?;
+        self.shell = Some(channel);
+        let shell = Shell { channel, pty: self.pty };
+        for name in self.gateway.shell_opened(&self.session_id, shell) {
+            session.data(channel, shell.line(&forward::registered_line(&name)))?;
+        }
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Ctrl-C or Ctrl-D typed into the open session (its terminal is raw) ends it. OpenSSH
+        // exits once every channel is closed, the runners' own included: they go first.
+        if self.shell == Some(channel) && data.iter().any(|b| matches!(b, 0x03 | 0x04)) {
+            self.shell = None;
+            self.gateway.drop_runners_of_session(&self.session_id).await;
+            session.exit_status_request(channel, 0)?;
+            session.eof(channel)?;
+            session.close(channel)?;
+        }
+        Ok(())
     }
 
     async fn subsystem_request(
@@ -230,11 +296,11 @@ impl russh::server::Handler for ConnectionHandler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         if data.trim_ascii() != STATUS_COMMAND.as_bytes() {
-            tracing::info!(login = ?self.login, command = %String::from_utf8_lossy(data), "refused a command");
+            tracing::info!(login = %self.login_text(), command = %String::from_utf8_lossy(data).escape_debug(), "refused a command");
             return refuse_command(channel, session, "this server runs no commands");
         }
         let login = self.login.clone().unwrap_or_default();
-        let text = forward::status_text(&self.gateway, &login).await;
+        let text = self.for_terminal(forward::status_text(&self.gateway, &login).await);
         session.channel_success(channel)?;
         session.data(channel, text.into_bytes())?;
         session.exit_status_request(channel, 0)?;
@@ -272,7 +338,7 @@ impl russh::server::Handler for ConnectionHandler {
     ) -> Result<bool, Self::Error> {
         let target = ForwardTarget::Streamlocal { path: socket_path.to_string() };
         if target.name_hint().is_none() {
-            tracing::info!(login = ?self.login, socket_path, "refused a forward whose path names no runner");
+            tracing::info!(login = %self.login_text(), socket_path = %socket_path.escape_debug(), "refused a forward whose path names no runner");
             return Ok(false);
         }
         let Some(login) = self.take_forward_slot(&target) else { return Ok(false) };
@@ -310,7 +376,7 @@ impl ConnectionHandler {
     async fn cancel(&mut self, target: ForwardTarget) -> Result<bool, russh::Error> {
         let Some(login) = self.login.clone() else { return Ok(false) };
         if !self.forwards.remove(&target) {
-            tracing::info!(login, session = %self.session_id, ?target, "refused to cancel a forward never registered");
+            tracing::info!(%login, session = %self.session_id, %target, "refused to cancel a forward never registered");
             return Ok(false);
         }
         forward::cancel(&self.gateway, &login, &self.session_id, &target).await;
@@ -324,9 +390,8 @@ fn refuse_command(
     session: &mut Session,
     why: &str,
 ) -> Result<(), russh::Error> {
-    let text = format!(
-        "tether: {why}; connect a runner with `ssh -N -R /NAME:SOCKET …`, or run `status`\n"
-    );
+    let text =
+        format!("tether: {why}; try `status`, or connect a runner with `ssh -R /NAME:SOCKET …`\n");
     session.channel_failure(channel)?;
     session.extended_data(channel, 1, text.into_bytes())?;
     session.exit_status_request(channel, 1)?;

@@ -107,7 +107,7 @@ impl Keyring {
             Err(KeyLookupError::Unavailable(why)) => {
                 return match cached.as_ref() {
                     Some(stale) => {
-                        tracing::warn!(login, %why, "GitHub unavailable; using what was cached earlier");
+                        tracing::warn!(%login, %why, "GitHub unavailable; using what was cached earlier");
                         stale.answer()
                     }
                     None => Err(Refusal::Unavailable(why)),

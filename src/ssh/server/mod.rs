@@ -61,6 +61,11 @@ impl Default for SshLimits {
     }
 }
 
+/// What every session is told as the server stops; a plain `ssh -R` exits for good at it, so it
+/// says how to come back by itself.
+pub const SHUTDOWN_MESSAGE: &str = "tether: the server is stopping; connect again once it is back \
+    (`tether runner --connect`, or ssh under autossh or systemd, reconnects by itself)";
+
 /// The russh server configuration tether runs with.
 fn config(host_key: &HostKey) -> Arc<russh::server::Config> {
     let mut config = russh::server::Config {
@@ -115,7 +120,7 @@ pub async fn serve(
         let connection = Connection { gateway: gateway.clone(), config: config.clone(), peer };
         tokio::spawn(connection.run(stream, permit, limits.login_timeout));
     }
-    gateway.close_all("the server is shutting down").await;
+    gateway.close_all(SHUTDOWN_MESSAGE).await;
     Ok(())
 }
 

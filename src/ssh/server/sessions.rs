@@ -1,7 +1,7 @@
 //! The gateway's shared state: who is logged in, and which runners are connected through which
 //! session. SQLite keeps the runner list for pages and the API; this keeps the live connections.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,6 +24,26 @@ pub struct LiveRunner {
 struct SessionEntry {
     login: String,
     handle: russh::server::Handle,
+    /// The session's shell channel, once `ssh` without `-N` asked for one.
+    shell: Option<Shell>,
+    /// The runners already announced on the shell channel.
+    announced: HashSet<String>,
+}
+
+/// A shell channel that shows the session's runners as they register.
+#[derive(Clone, Copy)]
+pub struct Shell {
+    pub channel: russh::ChannelId,
+    /// The client asked for a terminal, which then needs `\r\n` to start a line.
+    pub pty: bool,
+}
+
+impl Shell {
+    /// `text` as one line on this channel's terminal.
+    pub fn line(&self, text: &str) -> Vec<u8> {
+        let end = if self.pty { "\r\n" } else { "\n" };
+        format!("{text}{end}").into_bytes()
+    }
 }
 
 /// Shared by every connection of the SSH server.
@@ -37,6 +57,8 @@ struct Inner {
     keyring: Keyring,
     /// Where a user's GitHub id is learnt; the same look-ups, and credentials, as the keys.
     lookups: Option<Arc<UserLookups>>,
+    /// The server's external URL, for the links runners print; `None` sends none.
+    external_url: Option<String>,
     /// Distinguishes this process's session ids from those of an earlier run.
     boot: u32,
     next_session: AtomicU64,
@@ -49,11 +71,17 @@ struct Inner {
 }
 
 impl Gateway {
-    pub fn new(store: Store, keyring: Keyring, lookups: Option<Arc<UserLookups>>) -> Gateway {
+    pub fn new(
+        store: Store,
+        keyring: Keyring,
+        lookups: Option<Arc<UserLookups>>,
+        external_url: Option<String>,
+    ) -> Gateway {
         let inner = Inner {
             store,
             keyring,
             lookups,
+            external_url,
             boot: rand::random(),
             next_session: AtomicU64::new(1),
             sessions: Mutex::default(),
@@ -73,6 +101,11 @@ impl Gateway {
         &self.inner.store
     }
 
+    /// The server's external URL, when it has one to give out.
+    pub fn external_url(&self) -> Option<&str> {
+        self.inner.external_url.as_deref()
+    }
+
     pub fn keyring(&self) -> &Keyring {
         &self.inner.keyring
     }
@@ -89,9 +122,50 @@ impl Gateway {
     }
 
     pub(super) fn session_started(&self, id: &str, login: &str, handle: russh::server::Handle) {
-        let entry = SessionEntry { login: login.to_string(), handle };
+        let entry = SessionEntry {
+            login: login.to_string(),
+            handle,
+            shell: None,
+            announced: HashSet::new(),
+        };
         self.inner.sessions.lock().expect("sessions lock poisoned").insert(id.to_string(), entry);
         self.learn_user_id(login);
+    }
+
+    /// Records the session's shell channel; returns the names of its runners registered
+    /// already, to announce on it now (later ones are announced by their registration).
+    pub(super) fn shell_opened(&self, id: &str, shell: Shell) -> Vec<String> {
+        let mut sessions = self.inner.sessions.lock().expect("sessions lock poisoned");
+        let Some(entry) = sessions.get_mut(id) else { return Vec::new() };
+        entry.shell = Some(shell);
+        let runners = self.inner.runners.lock().expect("runners lock poisoned");
+        let mut names: Vec<String> =
+            runners.values().filter(|r| r.session == id).map(|r| r.name.clone()).collect();
+        names.retain(|name| entry.announced.insert(name.clone()));
+        names.sort();
+        names
+    }
+
+    /// Where to announce runner `name` of session `id`, once: its shell channel, if it has one
+    /// and the runner was not announced yet.
+    pub(super) fn announce_runner(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Option<(russh::server::Handle, Shell)> {
+        let mut sessions = self.inner.sessions.lock().expect("sessions lock poisoned");
+        let entry = sessions.get_mut(id)?;
+        let shell = entry.shell?;
+        entry.announced.insert(name.to_string()).then(|| (entry.handle.clone(), shell))
+    }
+
+    /// Removes a session's runners but keeps the session: its owner ended it at the terminal,
+    /// and the runners' connections must close before the client exits.
+    pub(super) async fn drop_runners_of_session(&self, id: &str) {
+        self.inner.runners.lock().expect("runners lock poisoned").retain(|_, r| r.session != id);
+        if let Err(e) = self.inner.store.remove_session_runners(id).await {
+            tracing::error!(session = %id, error = %e, "removing the runners of a session failed");
+        }
     }
 
     /// Forgets a session and removes its runners, at once.
@@ -101,10 +175,10 @@ impl Gateway {
         match self.inner.store.remove_session_runners(id).await {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(session = id, runners = n, "session closed; its runners are gone")
+                tracing::info!(session = %id, runners = n, "session closed; its runners are gone")
             }
             Err(e) => {
-                tracing::error!(session = id, error = %e, "removing the runners of a closed session failed")
+                tracing::error!(session = %id, error = %e, "removing the runners of a closed session failed")
             }
         }
     }
@@ -142,7 +216,7 @@ impl Gateway {
             }
         }
         if let Err(e) = self.inner.store.remove_runner(owner, name, session).await {
-            tracing::error!(owner, name, error = %e, "removing a runner failed");
+            tracing::error!(%owner, %name, error = %e, "removing a runner failed");
         }
     }
 
@@ -161,7 +235,7 @@ impl Gateway {
             .get(id)
             .map(|s| s.handle.clone());
         if let Some(handle) = handle {
-            tracing::info!(session = id, reason, "closing a session");
+            tracing::info!(session = %id, %reason, "closing a session");
             let _ = handle
                 .disconnect(russh::Disconnect::ByApplication, reason.to_string(), String::new())
                 .await;
@@ -196,10 +270,10 @@ impl Gateway {
             match lookups.user(&login).await {
                 Ok(user) => {
                     if let Err(e) = store.set_user_id(&login, user.id).await {
-                        tracing::warn!(login, error = %e, "storing a GitHub user id failed");
+                        tracing::warn!(%login, error = %e, "storing a GitHub user id failed");
                     }
                 }
-                Err(e) => tracing::warn!(login, error = %e, "looking up a GitHub user id failed"),
+                Err(e) => tracing::warn!(%login, error = %e, "looking up a GitHub user id failed"),
             }
         });
     }
