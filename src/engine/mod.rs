@@ -213,7 +213,7 @@ mod tests {
         let store = Store::open(&dir.join("tether.db")).await.unwrap();
         let github = GitHub::new("http://127.0.0.1:9").unwrap();
         let keyring = Keyring::new(Arc::new(UserLookups::new(github.clone())));
-        let gateway = Gateway::new(store.clone(), keyring, None);
+        let gateway = Gateway::new(store.clone(), keyring, None, None);
         let logs = LogStore::open(None, dir).unwrap();
         let config = EngineConfig {
             external_url: "https://ci.example".into(),
