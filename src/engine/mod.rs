@@ -5,7 +5,6 @@
 //! `core` (which checks, which runner, what a check run says).
 
 mod active;
-
 mod dispatch;
 mod ends;
 mod intake;
@@ -53,11 +52,10 @@ pub struct EngineConfig {
 
 /// The engine: its parts, and the loops they run once spawned.
 ///
-/// The parts form a pipeline with one-way arrows: [`Intake`] (deliveries) calls [`Planner`]
-/// (runs and their check runs, into the store); [`Dispatcher`] takes queued runs from the store
-/// and hears from the planner only through a channel of cancels; every GitHub write goes through
-/// the store's outbox to [`Outbox`], woken by a `Notify`. No part calls back into one that
-/// called it.
+/// The parts form a pipeline with one-way arrows: `Intake` (deliveries) calls `Planner` (runs
+/// and their check runs, into the store); `Dispatcher` takes queued runs from the store and hears
+/// from the planner only through a channel of cancels; every GitHub write goes through the
+/// store's outbox to `Outbox`, woken by a `Notify`. No part calls back into one that called it.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
