@@ -225,3 +225,6 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         processed_at: processed_at.map(system_time),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -151,3 +151,6 @@ fn item(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
         last_error: row.get(6)?,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -218,3 +218,6 @@ fn commit_with_outbox(
     tx.commit()?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests;

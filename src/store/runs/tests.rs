@@ -2,37 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{at_ms, new_store, query_i64};
 use crate::core::run::Conclusion;
-use crate::store::{NewRun, OutboxEntry, RunRecord, RunStatus, Store, StoreError};
-
-/// A queued run of check `check` made by delivery `delivery`.
-pub(super) fn new_run(delivery: Option<&str>, check: &str) -> NewRun {
-    NewRun {
-        repo: "acme/widgets".to_owned(),
-        installation_id: Some(11),
-        sha: "0123abcd".to_owned(),
-        check: check.to_owned(),
-        event: "push".to_owned(),
-        sender: "alice".to_owned(),
-        pr_number: None,
-        thunk: r#"{"command":"make test"}"#.to_owned(),
-        thunk_id: "thunk-1".to_owned(),
-        delivery_id: delivery.map(str::to_owned),
-        rerun_of: None,
-        deployment_environment: None,
-        queue_deadline: at_ms(9_000),
-    }
-}
-
-pub(super) fn entry(kind: &str) -> OutboxEntry {
-    OutboxEntry { kind: kind.to_owned(), payload: format!("{{\"{kind}\":true}}") }
-}
-
-/// Inserts `run` with no outbox entries.
-pub(super) async fn insert(store: &Store, run: NewRun) -> i64 {
-    store.insert_run(run, Vec::new()).await.unwrap()
-}
+use crate::store::tests::{at_ms, entry, insert, new_run, new_store, query_i64};
+use crate::store::{NewRun, RunRecord, RunStatus, StoreError};
 
 fn ids(runs: &[RunRecord]) -> Vec<i64> {
     runs.iter().map(|run| run.id).collect()

@@ -2,8 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::new_store;
-use super::runs::{entry, new_run};
+use crate::store::tests::{entry, new_run, new_store};
 use crate::store::{OutboxRow, Store};
 
 /// How far a retry is pushed in these tests.

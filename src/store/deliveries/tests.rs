@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{at_ms, new_store, query_i64};
 use crate::store::migrate::{self, MIGRATIONS};
+use crate::store::tests::{at_ms, new_store, query_i64};
 use crate::store::{DeliveryOutcome, NewDelivery, Store};
 
 fn delivery(id: &str, received_ms: u64) -> NewDelivery {
