@@ -36,6 +36,9 @@ async fn start_server(
     let config = ServerConfig {
         data_dir: data_dir.to_path_buf(),
         github_api_url: "http://127.0.0.1:9".into(),
+        github_web_url: "http://127.0.0.1:9".into(),
+        oauth: None,
+        access_cache_ttl: tether::core::auth::ACCESS_CACHE_TTL,
         github_app: None,
         webhook_secret: Some(SECRET.into()),
         blobs: None,

@@ -3,6 +3,7 @@
 //! The code map is ARCHITECTURE.md. In short: [`core`] decides and does no I/O; every other
 //! module wraps one outside technology and converts its types at the border.
 
+pub mod access;
 pub mod cli;
 pub mod core;
 pub mod data_dir;

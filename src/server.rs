@@ -9,10 +9,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::data_dir::DataDirLock;
 use crate::engine::live::LiveLogs;
 use crate::engine::{Engine, EngineConfig};
-use crate::github::{AppCredentials, GitHub, UserLookups};
+use crate::github::{AppCredentials, GitHub, GitHubWeb, OAuthClient, UserLookups};
+use crate::http::auth::SignIn;
 use crate::http::setup::Setup;
 use crate::http::{self, AppState, HttpLimits};
 use crate::logs::LogStore;
@@ -31,6 +33,12 @@ pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub github_api_url: String,
+    /// GitHub's web host, where people sign in (`--github-url`).
+    pub github_web_url: String,
+    /// The App's OAuth client from flags; else the one `/setup` saved.
+    pub oauth: Option<OAuthClient>,
+    /// How long GitHub's answers about people are kept (`core::auth::ACCESS_CACHE_TTL`).
+    pub access_cache_ttl: std::time::Duration,
     /// The GitHub App: its id and private key (PEM), and the webhook secret.
     pub github_app: Option<AppCredentials>,
     pub webhook_secret: Option<String>,
@@ -56,6 +64,13 @@ pub struct Server {
     logs: LogStore,
     /// Running runs' lines, shared by the engine (now or after `/setup`) and HTTP.
     live: LiveLogs,
+    /// While no App is configured: the code of the one setup link, printed at start.
+    pub setup_code: Option<String>,
+    sign_in: Arc<SignIn>,
+    /// The App's slug, when `/setup` made it.
+    app_slug: Option<String>,
+    /// The App's credentials, when configured at start.
+    app: Option<AppCredentials>,
     parts: Parts,
 }
 
@@ -71,6 +86,8 @@ struct Parts {
     lookups: Arc<UserLookups>,
     /// The engine `/setup` started, for the server's shutdown to stop.
     started: Arc<std::sync::Mutex<Option<Engine>>>,
+    /// Who may read what; asks permissions as the app once there is one.
+    access: Access,
 }
 
 impl Parts {
@@ -78,22 +95,43 @@ impl Parts {
         let github = GitHub::with_app(&self.config.github_api_url, app)
             .context("configuring the GitHub App")?;
         self.lookups.use_app(github.clone());
+        self.access.use_app(github.clone());
         let (store, gateway, logs) = (self.store.clone(), self.gateway.clone(), self.logs.clone());
         let (live, config) = (self.live.clone(), self.config.engine.clone());
         Ok(Engine::new(store, github, gateway, logs, live, config))
     }
 
+    /// Asks GitHub for the slug of an App given by flags, for the setup page, in the
+    /// background: the server does not wait on GitHub to start.
+    fn learn_slug(&self, app: AppCredentials, slot: Arc<std::sync::RwLock<Option<String>>>) {
+        let api_url = self.config.github_api_url.clone();
+        tokio::spawn(async move {
+            let slug = match GitHub::with_app(&api_url, app) {
+                Ok(github) => github.app_slug().await,
+                Err(e) => Err(e),
+            };
+            match slug {
+                Ok(slug) => *slot.write().expect("slug lock poisoned") = Some(slug),
+                Err(e) => tracing::warn!("learning the GitHub App's slug: {e}"),
+            }
+        });
+    }
+
     /// The `/setup` flow, and the task that starts the engine with the app it creates.
-    fn setup(&self, deliveries: Arc<tokio::sync::Notify>) -> anyhow::Result<Arc<Setup>> {
+    fn setup(
+        &self,
+        deliveries: Arc<tokio::sync::Notify>,
+        code: String,
+    ) -> anyhow::Result<Arc<Setup>> {
         let (activate, mut created) = tokio::sync::mpsc::unbounded_channel::<SavedApp>();
         let github =
             GitHub::new(&self.config.github_api_url).context("configuring the GitHub client")?;
         let config = &self.config;
         let setup = Setup::new(
             github,
-            config.github_api_url.clone(),
             config.data_dir.clone(),
             config.engine.external_url.clone(),
+            code,
             activate,
         );
         let parts = self.clone();
@@ -134,20 +172,31 @@ impl Server {
         let github =
             GitHub::new(&config.github_api_url).context("configuring the GitHub client")?;
         // Anonymous until an app is configured, below or later by `/setup`.
-        let lookups = Arc::new(UserLookups::new(github));
+        let lookups = Arc::new(UserLookups::new(github.clone()));
         let keyring = Keyring::new(lookups.clone());
         let external = Some(config.engine.external_url.clone());
         let gateway = Gateway::new(store.clone(), keyring, Some(lookups.clone()), external);
         let logs = LogStore::open(config.blobs.as_deref(), dir)?;
         let saved = SavedApp::load(dir)?;
-        let (app, webhook_secret) = match (&config.github_app, saved) {
-            (Some(app), _) => (Some(app.clone()), config.webhook_secret.clone()),
-            (None, Some(saved)) => (Some(saved.credentials()), Some(saved.webhook_secret.clone())),
-            (None, None) => (None, config.webhook_secret.clone()),
+        let oauth = config.oauth.clone().or_else(|| saved.as_ref().and_then(SavedApp::oauth));
+        let (app, webhook_secret, app_slug) = match (&config.github_app, saved) {
+            (Some(app), _) => (Some(app.clone()), config.webhook_secret.clone(), None),
+            (None, Some(saved)) => (
+                Some(saved.credentials()),
+                Some(saved.webhook_secret.clone()),
+                Some(saved.slug.clone()),
+            ),
+            (None, None) => (None, config.webhook_secret.clone(), None),
         };
+        // A new code at each start: the link it makes is printed, and only it offers the form.
+        let setup_code = app.is_none().then(|| hex::encode(rand::random::<[u8; 16]>()));
         if app.is_none() {
-            tracing::warn!("no GitHub App is configured: create one at /setup");
+            tracing::warn!("no GitHub App is configured: open the setup link printed on stdout");
         }
+        let web =
+            GitHubWeb::new(&config.github_web_url).context("configuring GitHub's web host")?;
+        let sign_in = Arc::new(SignIn::new(web, oauth, &config.engine.external_url));
+        let access = Access::new(store.clone(), github.clone(), None, config.access_cache_ttl);
         let parts = Parts {
             store: store.clone(),
             gateway: gateway.clone(),
@@ -156,10 +205,25 @@ impl Server {
             config: config.clone(),
             lookups,
             started: Arc::default(),
+            access,
         };
-        let engine = app.map(|app| parts.engine(app)).transpose()?;
+        let engine = app.clone().map(|app| parts.engine(app)).transpose()?;
         let live = parts.live.clone();
-        Ok(Server { lock, host_key, store, gateway, engine, webhook_secret, logs, live, parts })
+        Ok(Server {
+            lock,
+            host_key,
+            store,
+            gateway,
+            engine,
+            webhook_secret,
+            logs,
+            live,
+            setup_code,
+            sign_in,
+            app_slug,
+            app,
+            parts,
+        })
     }
 
     /// Runs SSH and HTTP until `shutdown` resolves or one of them fails; after a shutdown, stops
@@ -175,10 +239,26 @@ impl Server {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let secret = self.webhook_secret.map(String::into_bytes);
-        let mut state = AppState::new(self.store.clone(), secret, Some(self.logs), self.live);
-        match &self.engine {
-            Some(engine) => engine.spawn(state.deliveries.clone()),
-            None => state.setup = Some(self.parts.setup(state.deliveries.clone())?),
+        let access = self.parts.access.clone();
+        let mut state = AppState::new(
+            self.store.clone(),
+            secret,
+            Some(self.logs),
+            self.live,
+            access,
+            self.sign_in,
+        );
+        match (self.app_slug, &self.app) {
+            (Some(slug), _) => *state.app_slug.write().expect("slug lock poisoned") = Some(slug),
+            (None, Some(app)) => self.parts.learn_slug(app.clone(), state.app_slug.clone()),
+            (None, None) => {}
+        }
+        match (&self.engine, self.setup_code) {
+            (Some(engine), _) => engine.spawn(state.deliveries.clone()),
+            (None, Some(code)) => {
+                state.setup = Some(self.parts.setup(state.deliveries.clone(), code)?);
+            }
+            (None, None) => anyhow::bail!("no GitHub App and no setup code"),
         }
         let (ssh_limits, http_limits) =
             (self.parts.config.ssh_limits, self.parts.config.http_limits);

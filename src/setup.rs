@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::github::{AppCredentials, NewApp};
+use crate::github::{AppCredentials, NewApp, OAuthClient};
 
 /// The file in the data dir that holds an app created by `/setup`.
 pub const APP_FILE: &str = "github-app.json";
@@ -20,6 +20,11 @@ pub struct SavedApp {
     pub slug: String,
     pub private_key_pem: String,
     pub webhook_secret: String,
+    /// The App's OAuth client, for sign-in; absent from files written before sign-in existed.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 impl std::fmt::Debug for SavedApp {
@@ -38,11 +43,23 @@ impl SavedApp {
             slug: app.slug,
             private_key_pem: app.pem,
             webhook_secret: app.webhook_secret,
+            client_id: Some(app.client_id),
+            client_secret: Some(app.client_secret),
         }
     }
 
     pub fn credentials(&self) -> AppCredentials {
         AppCredentials { app_id: self.app_id, private_key_pem: self.private_key_pem.clone() }
+    }
+
+    /// The App's OAuth client, when the file has one.
+    pub fn oauth(&self) -> Option<OAuthClient> {
+        match (&self.client_id, &self.client_secret) {
+            (Some(id), Some(secret)) => {
+                Some(OAuthClient { client_id: id.clone(), client_secret: secret.clone() })
+            }
+            _ => None,
+        }
     }
 
     /// The app saved in `data_dir`, if there is one.
@@ -83,6 +100,8 @@ pub fn manifest(external_url: &str) -> serde_json::Value {
         "url": base,
         "hook_attributes": { "url": format!("{base}/integrations/github/events"), "active": true },
         "redirect_url": format!("{base}/setup/callback"),
+        // Where "Sign in with GitHub" comes back to.
+        "callback_urls": [format!("{base}/auth/callback")],
         "public": false,
         "default_permissions": {
             "checks": "write",
@@ -93,7 +112,7 @@ pub fn manifest(external_url: &str) -> serde_json::Value {
             "metadata": "read"
         },
         // Installation events are sent to every app without subscribing.
-        "default_events": ["push", "pull_request", "check_run", "check_suite", "issue_comment"]
+        "default_events": ["push", "pull_request", "check_run", "check_suite", "issue_comment", "repository"]
     })
 }
 
@@ -119,6 +138,8 @@ mod tests {
             "https://ci.example.com/integrations/github/events"
         );
         assert_eq!(m["redirect_url"], "https://ci.example.com/setup/callback");
+        assert_eq!(m["callback_urls"][0], "https://ci.example.com/auth/callback");
+        assert!(m["default_events"].as_array().unwrap().contains(&"repository".into()));
         assert_eq!(m["default_permissions"]["checks"], "write");
         assert_eq!(m["default_permissions"]["deployments"], "write");
         assert!(m["default_events"].as_array().unwrap().contains(&"issue_comment".into()));
@@ -141,11 +162,22 @@ mod tests {
             slug: "t".into(),
             private_key_pem: "PEM".into(),
             webhook_secret: "s".into(),
+            client_id: Some("Iv1.x".into()),
+            client_secret: Some("CS".into()),
         };
         let path = app.save(dir.path()).unwrap();
         assert_eq!(path.metadata().unwrap().permissions().mode() & 0o777, 0o600);
         let back = SavedApp::load(dir.path()).unwrap().unwrap();
         assert_eq!((back.app_id, back.webhook_secret.as_str()), (7, "s"));
         assert!(!format!("{back:?}").contains("PEM"));
+        assert!(!format!("{back:?}").contains("CS"));
+        assert_eq!(back.oauth().unwrap().client_id, "Iv1.x");
+        // A file from before sign-in loads, without a client.
+        std::fs::write(
+            path,
+            r#"{"app_id":1,"slug":"t","private_key_pem":"P","webhook_secret":"s"}"#,
+        )
+        .unwrap();
+        assert!(SavedApp::load(dir.path()).unwrap().unwrap().oauth().is_none());
     }
 }

@@ -8,7 +8,7 @@ use clap::Args;
 use tokio::net::TcpListener;
 
 use crate::engine::EngineConfig;
-use crate::github::AppCredentials;
+use crate::github::{AppCredentials, OAuthClient};
 use crate::http::HttpLimits;
 use crate::server::{Server, ServerConfig};
 use crate::ssh::server::SshLimits;
@@ -30,6 +30,21 @@ pub struct ServeArgs {
     /// GitHub's API: api.github.com, a GitHub Enterprise server, or a test fake.
     #[arg(long, env = "TETHER_GITHUB_API_URL", default_value = "https://api.github.com")]
     github_api_url: String,
+    /// GitHub's web host, where people sign in (default: the API URL's: https://github.com for
+    /// api.github.com, the host of a GitHub Enterprise `/api/v3`).
+    #[arg(long, env = "TETHER_GITHUB_URL")]
+    github_url: Option<String>,
+    /// The GitHub App's OAuth client id, for "Sign in with GitHub" (`/setup` saves its own).
+    #[arg(long, env = "TETHER_GITHUB_CLIENT_ID", requires = "github_client_secret")]
+    github_client_id: Option<String>,
+    /// The GitHub App's OAuth client secret.
+    #[arg(
+        long,
+        env = "TETHER_GITHUB_CLIENT_SECRET",
+        hide_env_values = true,
+        requires = "github_client_id"
+    )]
+    github_client_secret: Option<String>,
     /// The GitHub App's id.
     #[arg(long, env = "TETHER_GITHUB_APP_ID", requires = "github_app_key")]
     github_app_id: Option<u64>,
@@ -58,6 +73,10 @@ pub struct ServeArgs {
     /// and operators; hidden, as the default suits the internet.
     #[arg(long, env = "TETHER_SSH_LOGIN_TIMEOUT", hide = true, default_value = "30s", value_parser = parse_duration)]
     ssh_login_timeout: Duration,
+    /// How long GitHub's answers about people (who a token is, what they may read) are kept.
+    /// For tests; hidden, as the default is what the design asks.
+    #[arg(long, env = "TETHER_ACCESS_CACHE_TTL", hide = true, default_value = "5m", value_parser = parse_duration)]
+    access_cache_ttl: Duration,
     /// How long an HTTP client has to send a request's headers. For tests and operators.
     #[arg(long, env = "TETHER_HTTP_HEADER_TIMEOUT", hide = true, default_value = "30s", value_parser = parse_duration)]
     http_header_timeout: Duration,
@@ -106,6 +125,18 @@ pub async fn main(args: ServeArgs, file_limit: u64) -> anyhow::Result<()> {
     let config = ServerConfig {
         data_dir: args.data_dir.clone(),
         github_api_url: args.github_api_url.clone(),
+        github_web_url: args
+            .github_url
+            .clone()
+            .unwrap_or_else(|| crate::setup::web_url(&args.github_api_url)),
+        oauth: match (&args.github_client_id, &args.github_client_secret) {
+            (Some(client_id), Some(client_secret)) => Some(OAuthClient {
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            }),
+            _ => None,
+        },
+        access_cache_ttl: args.access_cache_ttl,
         github_app: app_credentials(&args)?,
         webhook_secret: args.github_webhook_secret.clone(),
         blobs: args.blobs.clone(),
@@ -128,6 +159,10 @@ pub async fn main(args: ServeArgs, file_limit: u64) -> anyhow::Result<()> {
     let server = Server::open(&config).await?;
     // Tests read these lines to learn the ports they asked the system to choose.
     println!("tether: ssh host key {}", server.host_key.fingerprint());
+    if let Some(code) = &server.setup_code {
+        let base = external.trim_end_matches('/');
+        println!("tether: no GitHub App is configured; set one up at {base}/setup?code={code}");
+    }
     println!("tether: ssh listening on {}", ssh.local_addr()?);
     println!("tether: http listening on http://{http_addr} (external URL {external})");
     println!("tether: data in {}", args.data_dir.display());

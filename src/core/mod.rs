@@ -5,6 +5,7 @@
 //! Everything here is plain data and pure functions, so it is tested without sockets, processes
 //! or files.
 
+pub mod auth;
 pub mod backoff;
 pub mod command;
 pub mod config;

@@ -38,6 +38,9 @@ pub struct NewApp {
     pub slug: String,
     pub pem: String,
     pub webhook_secret: String,
+    /// The App's OAuth client, for "Sign in with GitHub".
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 impl fmt::Debug for NewApp {
@@ -147,6 +150,16 @@ impl GitHub {
         Ok(self.request_token(self.app()?, installation_id, &limits).await?.secret)
     }
 
+    /// `GET /app`, as the app: its slug, for the setup page of a server configured by flags.
+    pub async fn app_slug(&self) -> Result<String, GitHubError> {
+        #[derive(Deserialize)]
+        struct AppBody {
+            slug: String,
+        }
+        let app: AppBody = self.bounded(self.app()?.jwt.get("/app", None::<&()>)).await?;
+        Ok(app.slug)
+    }
+
     /// App Manifest flow: `POST /app-manifests/{code}/conversions`, without credentials (the
     /// code is the credential). A code is good once, for an hour.
     pub async fn convert_manifest(&self, code: &str) -> Result<NewApp, GitHubError> {
@@ -223,9 +236,12 @@ mod tests {
             slug: "tether".into(),
             pem: "PRIVATE".into(),
             webhook_secret: "SECRET".into(),
+            client_id: "Iv1.x".into(),
+            client_secret: "CLIENT-SECRET".into(),
         };
         let shown = format!("{app:?}");
         assert!(!shown.contains("PRIVATE") && !shown.contains("SECRET"), "{shown}");
+        assert!(!shown.contains("CLIENT-SECRET"), "{shown}");
     }
 
     #[test]

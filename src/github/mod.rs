@@ -6,8 +6,10 @@ mod deployments;
 mod error;
 mod login;
 mod lookup;
+mod oauth;
 mod repos;
 mod route;
+mod user;
 pub mod webhook;
 
 use std::future::Future;
@@ -27,7 +29,9 @@ pub use deployments::DeploymentState;
 pub use error::GitHubError;
 pub use login::valid as valid_login;
 pub use lookup::UserLookups;
+pub use oauth::{GitHubWeb, OAuthClient};
 pub use repos::{Permission, PullHead, Reaction};
+pub use user::ReadableRepo;
 
 /// How long one call may take, connecting included, before GitHub counts as unavailable.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -11,6 +11,7 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 
 use super::{AppState, HttpError};
+use crate::access::Visitor;
 use crate::engine::live::LiveItem;
 use crate::store::RunStatus;
 
@@ -26,11 +27,12 @@ pub struct EventsQuery {
 
 pub async fn events(
     State(state): State<AppState>,
+    visitor: Visitor,
     Path(id): Path<i64>,
     Query(query): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
-    let run = state.store.run(id).await?.ok_or(HttpError::NotFound)?;
+    let run = super::runs::find(&state, &visitor, id).await?;
     let after = match headers.get("last-event-id") {
         Some(value) => value
             .to_str()

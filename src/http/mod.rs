@@ -2,7 +2,9 @@
 //! gateway decide.
 
 mod api;
+pub mod auth;
 mod conn;
+mod csrf;
 mod live;
 mod metrics;
 mod pages;
@@ -22,6 +24,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use self::conn::HttpLimits;
+use crate::access::Access;
 use crate::engine::live::LiveLogs;
 use crate::store::Store;
 
@@ -46,6 +49,12 @@ pub struct AppState {
     pub live: LiveLogs,
     /// The App Manifest flow, while no app is configured.
     pub setup: Option<Arc<setup::Setup>>,
+    /// Who may read what.
+    pub access: Access,
+    /// Sign in with GitHub.
+    pub sign_in: Arc<auth::SignIn>,
+    /// The configured App's slug, when known (from `/setup`'s file), for the setup page.
+    pub app_slug: Arc<RwLock<Option<String>>>,
 }
 
 impl AppState {
@@ -54,6 +63,8 @@ impl AppState {
         webhook_secret: Option<Vec<u8>>,
         logs: Option<crate::logs::LogStore>,
         live: LiveLogs,
+        access: Access,
+        sign_in: Arc<auth::SignIn>,
     ) -> AppState {
         AppState {
             store,
@@ -62,6 +73,9 @@ impl AppState {
             logs,
             live,
             setup: None,
+            access,
+            sign_in,
+            app_slug: Arc::default(),
         }
     }
 
@@ -86,6 +100,9 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(run_page::page))
         .route("/runs/{id}/raw", get(runs::raw))
         .route("/runs/{id}/events", get(live::events))
+        .route("/login", get(auth::login))
+        .route("/auth/callback", get(auth::callback))
+        .route("/logout", post(auth::logout))
         .route("/setup", get(setup::page))
         .route("/setup/callback", get(setup::callback))
         .route(
@@ -94,6 +111,7 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(webhook::WEBHOOK_MAX_BODY_BYTES)),
         )
         .fallback(|| async { HttpError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::not_found_page))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -110,8 +128,11 @@ pub async fn serve(
 
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    // A handler that set its own policy (the setup page's, which lets its form post to GitHub)
+    // keeps it.
     headers
-        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -129,6 +150,8 @@ pub enum HttpError {
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
     Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -142,16 +165,39 @@ impl From<crate::store::StoreError> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        if let HttpError::NotFound = self {
+            return not_found();
+        }
         let status = match &self {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
             HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        (status, format!("{self}\n")).into_response()
+        let mut response = (status, format!("{self}\n")).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = HeaderValue::from_static("Bearer realm=\"tether\"");
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
     }
 }
+
+/// The one 404, for a run (or repository) that does not exist and for one the visitor may not
+/// read alike, so that neither tells them apart. It offers sign-in: a private repository's runs
+/// show once signed in. [`auth::not_found_page`] gives a signed-in person their header instead.
+fn not_found() -> Response {
+    let mut response =
+        auth::message(StatusCode::NOT_FOUND, "Not found", NOT_FOUND_TEXT.into(), true);
+    response.extensions_mut().insert(auth::NotFoundPage);
+    response
+}
+
+/// What the 404 page says.
+const NOT_FOUND_TEXT: &str = "There is nothing here, or nothing you may see. If this is a \
+    private repository's run, sign in with a GitHub account that may read the repository.";

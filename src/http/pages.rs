@@ -5,12 +5,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
+use super::auth::Header;
 use super::{AppState, HttpError};
+use crate::access::Visitor;
 use crate::store::{RunRecord, RunnerRecord};
 
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
+    header: Header,
     runners: Vec<RunnerRow>,
     runs: Vec<RunRow>,
 }
@@ -18,6 +21,7 @@ struct IndexPage {
 #[derive(Template)]
 #[template(path = "repo.html")]
 struct RepoPage {
+    header: Header,
     repo: String,
     runs: Vec<RunRow>,
     /// The id to page from, when there may be older runs.
@@ -66,14 +70,19 @@ pub struct Page {
 
 pub async fn repo(
     State(state): State<AppState>,
+    visitor: Visitor,
     Path((owner, name)): Path<(String, String)>,
     Query(page): Query<Page>,
 ) -> Result<Html<String>, HttpError> {
     let repo = format!("{owner}/{name}");
+    if !super::runs::may_read_repo(&state, &visitor, &repo).await? {
+        return Err(HttpError::NotFound);
+    }
     let records = state.store.recent_runs(Some(&repo), RUNS_PER_PAGE, page.before).await?;
     let older = (records.len() == RUNS_PER_PAGE).then(|| records.last().map(|r| r.id)).flatten();
     let runs = records.iter().map(RunRow::from).collect();
-    Ok(Html(RepoPage { repo, runs, older }.render().map_err(anyhow::Error::from)?))
+    let header = Header::of(&visitor);
+    Ok(Html(RepoPage { header, repo, runs, older }.render().map_err(anyhow::Error::from)?))
 }
 
 struct RunnerRow {
@@ -98,16 +107,15 @@ impl From<RunnerRecord> for RunnerRow {
     }
 }
 
-pub async fn index(State(state): State<AppState>) -> Result<Html<String>, HttpError> {
+pub async fn index(
+    State(state): State<AppState>,
+    visitor: Visitor,
+) -> Result<Html<String>, HttpError> {
     let runners = state.store.runners().await?.into_iter().map(RunnerRow::from).collect();
-    let runs = state
-        .store
-        .recent_runs(None, RUNS_PER_PAGE, None)
-        .await?
-        .iter()
-        .map(RunRow::from)
-        .collect();
-    let page = IndexPage { runners, runs };
+    let readable = state.access.readable_private_repos(&visitor).await?;
+    let records = state.store.visible_recent_runs(&readable, RUNS_PER_PAGE, None).await?;
+    let runs = records.iter().map(RunRow::from).collect();
+    let page = IndexPage { header: Header::of(&visitor), runners, runs };
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 

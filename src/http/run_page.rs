@@ -13,8 +13,10 @@ use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 
+use super::auth::Header;
 use super::runs::{RunJson, find};
 use super::{AppState, HttpError};
+use crate::access::Visitor;
 use crate::logs::{BlobStream, LogPages};
 use crate::store::{RunRecord, RunStatus};
 
@@ -24,6 +26,7 @@ const LOG_SLOT: &str = "<!--tether:log-->";
 #[derive(Template)]
 #[template(path = "run.html")]
 struct RunPage {
+    header: Header,
     run: RunJson,
     commit_url: String,
     duration: String,
@@ -79,10 +82,11 @@ pub struct PageQuery {
 
 pub async fn page(
     State(state): State<AppState>,
+    visitor: Visitor,
     Path(id): Path<i64>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, HttpError> {
-    let run = find(&state, id).await?;
+    let run = find(&state, &visitor, id).await?;
     let view = log_view(&state, &run, q.page).await?;
     let (note, live_last, nav, log) = match view {
         LogView::Missing(note) => (note, None, None, stream::empty().boxed()),
@@ -90,6 +94,7 @@ pub async fn page(
         LogView::Stored(body, nav) => ("", None, nav, body),
     };
     let page = RunPage {
+        header: Header::of(&visitor),
         commit_url: format!("https://github.com/{}/commit/{}", run.repo, run.sha),
         duration: duration(&run),
         run: RunJson::from(&run),

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{AppState, HttpError};
+use crate::access::Visitor;
 use crate::store::RunRecord;
 
 /// A run as the API shows it.
@@ -55,15 +56,38 @@ impl From<&RunRecord> for RunJson {
     }
 }
 
-pub(super) async fn find(state: &AppState, id: i64) -> Result<RunRecord, HttpError> {
-    state.store.run(id).await?.ok_or(HttpError::NotFound)
+/// The run `id`, if it exists and `visitor` may read it; the same 404 otherwise, whichever it
+/// is.
+pub(super) async fn find(
+    state: &AppState,
+    visitor: &Visitor,
+    id: i64,
+) -> Result<RunRecord, HttpError> {
+    let run = state.store.run(id).await?.ok_or(HttpError::NotFound)?;
+    if !state.access.may_read(visitor, &run.repo, run.installation_id).await? {
+        return Err(HttpError::NotFound);
+    }
+    Ok(run)
+}
+
+/// Whether `visitor` may read the runs of `repo` ("owner/name"): a repository with no runs and
+/// no privacy known counts as private, so an unknown one and a hidden one look alike.
+pub(super) async fn may_read_repo(
+    state: &AppState,
+    visitor: &Visitor,
+    repo: &str,
+) -> Result<bool, HttpError> {
+    let newest = state.store.recent_runs(Some(repo), 1, None).await?;
+    let installation = newest.first().and_then(|run| run.installation_id);
+    Ok(state.access.may_read(visitor, repo, installation).await?)
 }
 
 pub async fn api_run(
     State(state): State<AppState>,
+    visitor: Visitor,
     Path(id): Path<i64>,
 ) -> Result<Json<RunJson>, HttpError> {
-    Ok(Json(RunJson::from(&find(&state, id).await?)))
+    Ok(Json(RunJson::from(&find(&state, &visitor, id).await?)))
 }
 
 #[derive(Deserialize)]
@@ -72,13 +96,23 @@ pub struct RunsQuery {
     sha: Option<String>,
 }
 
+/// Runs the API lists at most.
+const API_RUNS_MAX: usize = 100;
+
 pub async fn api_runs(
     State(state): State<AppState>,
+    visitor: Visitor,
     Query(q): Query<RunsQuery>,
 ) -> Result<Json<Vec<RunJson>>, HttpError> {
     let runs = match (&q.repo, &q.sha) {
+        // A repository the visitor may not read lists as one with no runs.
+        (Some(repo), _) if !may_read_repo(&state, &visitor, repo).await? => Vec::new(),
         (Some(repo), Some(sha)) => state.store.runs_for_commit(repo, sha).await?,
-        (repo, None) => state.store.recent_runs(repo.as_deref(), 100, None).await?,
+        (Some(repo), None) => state.store.recent_runs(Some(repo), API_RUNS_MAX, None).await?,
+        (None, None) => {
+            let readable = state.access.readable_private_repos(&visitor).await?;
+            state.store.visible_recent_runs(&readable, API_RUNS_MAX, None).await?
+        }
         (None, Some(_)) => return Err(HttpError::BadRequest("sha needs repo".into())),
     };
     Ok(Json(runs.iter().map(RunJson::from).collect()))
@@ -86,9 +120,10 @@ pub async fn api_runs(
 
 pub async fn raw(
     State(state): State<AppState>,
+    visitor: Visitor,
     Path(id): Path<i64>,
 ) -> Result<Response, HttpError> {
-    find(&state, id).await?;
+    find(&state, &visitor, id).await?;
     // Streamed from the blob: a log of any size costs the server a chunk of memory.
     let bytes = match &state.logs {
         Some(logs) => logs.raw_stream(id).await?.ok_or(HttpError::NotFound)?,

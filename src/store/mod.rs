@@ -6,9 +6,11 @@
 mod deliveries;
 mod migrate;
 mod outbox;
+mod repositories;
 mod run_queries;
 mod runners;
 mod runs;
+mod sessions;
 mod users;
 mod worker;
 
@@ -22,8 +24,10 @@ use self::worker::Worker;
 
 pub use self::deliveries::{Delivery, DeliveryOutcome, NewDelivery};
 pub use self::outbox::{OutboxEntry, OutboxRow};
+pub use self::repositories::RepositoryRecord;
 pub use self::run_queries::RunRecord;
 pub use self::runs::{NewRun, RunStatus};
+pub use self::sessions::SessionRecord;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]

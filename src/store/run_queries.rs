@@ -93,6 +93,26 @@ impl Store {
         self.worker.call(recent).await
     }
 
+    /// As [`Store::recent_runs`] over every repository, but only the runs a reader may see:
+    /// those of public repositories, and of `readable` (private repositories the reader may
+    /// read, "owner/name", case-insensitive). Filtered in SQL: no other row is loaded. A
+    /// repository whose privacy is unknown is private.
+    pub async fn visible_recent_runs(
+        &self,
+        readable: &[String],
+        limit: usize,
+        before_id: Option<i64>,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let readable = serde_json::to_string(readable).expect("strings serialize");
+        let (count, before) = (self::limit(limit), before_id.unwrap_or(i64::MAX));
+        let sql = "WHERE id < ?1
+              AND (EXISTS (SELECT 1 FROM repositories p
+                           WHERE p.full_name = runs.repo AND p.private = 0)
+                   OR runs.repo IN (SELECT value FROM json_each(?2)))
+            ORDER BY id DESC LIMIT ?3";
+        self.worker.call(move |conn| select(conn, sql, (before, &readable, count))).await
+    }
+
     /// Queued runs, oldest first.
     pub async fn queued_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let sql = "WHERE status = 'queued' ORDER BY id";

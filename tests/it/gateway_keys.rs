@@ -46,13 +46,8 @@ async fn an_app_made_through_setup_is_used_for_lookups_at_once() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(world.github.calls_as("GET /users/alice/keys", Credential::Anonymous), 1);
 
-    let (_, page) = world.server.get("/setup").await;
-    let action = page.split("action=\"").nth(1).unwrap().split('"').next().unwrap();
-    let state = action.split_once("state=").map(|(_, s)| s.replace("&amp;", "&")).unwrap();
-    world.github.register_manifest_code("the-code");
-    let path = format!("/setup/callback?code=the-code&state={state}");
-    let (status, done) = world.server.get(&path).await;
-    assert_eq!(status, 200, "{done}");
+    let done = world.create_app_through_setup("the-code").await;
+    assert_eq!(done.status, 200, "{done:?}");
     let output = status_as(&world, "bob").await;
     assert!(output.status.success(), "{output:?}");
     assert_eq!(world.github.calls_as("GET /users/bob/keys", Credential::Installation), 1);

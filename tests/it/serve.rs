@@ -15,6 +15,8 @@ pub struct TetherServer {
     pub ssh_port: u16,
     pub http_url: String,
     pub fingerprint: String,
+    /// The setup link it printed, when it started without a GitHub App.
+    pub setup_link: Option<String>,
     github_url: String,
     /// The extra flags it was started with, kept for a restart.
     extra: Vec<String>,
@@ -75,6 +77,7 @@ impl TetherServer {
         let log = process.keep_log.then(|| keep_log(child.stderr.take().unwrap()));
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut ssh_port, mut http_url, mut fingerprint) = (None, None, None);
+        let mut setup_link = None;
         while ssh_port.is_none() || http_url.is_none() || fingerprint.is_none() {
             let line =
                 lines.next_line().await.unwrap().expect("tether serve exited before it listened");
@@ -84,6 +87,8 @@ impl TetherServer {
                 http_url = rest.split_whitespace().next().map(String::from);
             } else if let Some(rest) = line.strip_prefix("tether: ssh host key ") {
                 fingerprint = Some(rest.to_string());
+            } else if let Some(rest) = line.split_once(" set one up at ") {
+                setup_link = Some(rest.1.to_string());
             }
         }
         // Keep reading so that the server never blocks on a full stdout pipe.
@@ -100,6 +105,7 @@ impl TetherServer {
             ssh_port: ssh_port.unwrap(),
             http_url: http_url.unwrap(),
             fingerprint: fingerprint.unwrap(),
+            setup_link,
             github_url: github_url.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             process,
@@ -411,4 +417,73 @@ pub async fn http_post(
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, body.to_string())
+}
+
+/// An HTTP answer with its headers (names lowercased), for tests that follow redirects and
+/// keep cookies.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The `name=value` of each `Set-Cookie`.
+    pub fn cookies(&self) -> Vec<(String, String)> {
+        let values = self.headers.iter().filter(|(n, _)| n == "set-cookie");
+        let pair = |(_, v): &(String, String)| {
+            let first = v.split(';').next().unwrap_or_default();
+            let (name, value) = first.split_once('=').unwrap_or((first, ""));
+            (name.to_string(), value.to_string())
+        };
+        values.map(pair).collect()
+    }
+}
+
+/// A minimal HTTP/1.1 request with extra headers and a body, answered with its headers.
+pub async fn http_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tether-tests\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split =
+        response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+    let (head, body) = response.split_at(split);
+    let head = String::from_utf8_lossy(head).into_owned();
+    let mut lines = head.split("\r\n");
+    let status =
+        lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(body) } else { body.to_vec() };
+    Reply {
+        status: status.unwrap_or(0),
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }

@@ -44,6 +44,52 @@ impl World {
     pub async fn with_process(extra: &[&str], process: ProcessSetup) -> World {
         let github = FakeGitHub::start().await;
         github.add_installation(INSTALLATION, &[REPO]);
+        let world = World::with_app(github, &EXTERNAL_FLAGS, extra, process).await;
+        world.seed_privacy(false).await;
+        world
+    }
+
+    /// A world whose `octo/repo` is private, on GitHub and in the server's store.
+    pub async fn private() -> World {
+        World::private_with(&EXTERNAL_FLAGS, &[]).await
+    }
+
+    /// A private world whose server has these extra flags.
+    pub async fn private_with_flags(extra: &[&str]) -> World {
+        World::private_with(&EXTERNAL_FLAGS, extra).await
+    }
+
+    /// A private world whose server's external URL is its own loopback address, as a browser
+    /// must reach it to sign in.
+    pub async fn private_local() -> World {
+        World::private_with(&EXTERNAL_FLAGS[2..], &[]).await
+    }
+
+    async fn private_with(external: &[&str], extra: &[&str]) -> World {
+        let github = FakeGitHub::start().await;
+        github.add_installation(INSTALLATION, &[REPO]);
+        github.set_private(REPO);
+        let world = World::with_app(github, external, extra, ProcessSetup::default()).await;
+        world.seed_privacy(true).await;
+        world
+    }
+
+    /// Records `octo/repo`'s privacy in the server's store, as the intake will from webhooks'
+    /// `repository.private`. Temporary: until the webhook wiring lands (another branch), the
+    /// tests say it through `Store::record_repository`, on the server's own SQLite file.
+    pub async fn seed_privacy(&self, private: bool) {
+        let store =
+            tether::store::Store::open(&self.server.data_dir.join("tether.db")).await.unwrap();
+        store.record_repository(REPO, private, Some(INSTALLATION)).await.unwrap();
+    }
+
+    /// The app's flags, its OAuth client's, `external`'s and `extra`.
+    async fn with_app(
+        github: FakeGitHub,
+        external: &[&str],
+        extra: &[&str],
+        process: ProcessSetup,
+    ) -> World {
         let dir = tempfile::tempdir().unwrap();
         let (app_id, pem) = github.app_credentials();
         let key = dir.path().join("app.pem");
@@ -56,8 +102,12 @@ impl World {
             key.to_str().unwrap(),
             "--github-webhook-secret",
             SECRET,
+            "--github-client-id",
+            crate::fake_github::CLIENT_ID,
+            "--github-client-secret",
+            crate::fake_github::CLIENT_SECRET,
         ];
-        flags.extend_from_slice(&EXTERNAL_FLAGS);
+        flags.extend_from_slice(external);
         flags.extend_from_slice(extra);
         World::start(github, dir, &flags, process).await
     }
@@ -84,6 +134,22 @@ impl World {
         let server =
             TetherServer::start_process(&data, &github.url, "127.0.0.1:0", flags, process).await;
         World { github, server, repo: Repo::new(), keys, dir }
+    }
+
+    /// Creates the App through `/setup` as its owner would: the printed link, the form's
+    /// `state` and its cookie, and GitHub's redirect back with `manifest_code` (registered on
+    /// the fake here). The callback's answer.
+    pub async fn create_app_through_setup(&self, manifest_code: &str) -> Reply {
+        let link = self.server.setup_link.clone().expect("a setup link on stdout");
+        let path = &link[link.find("/setup").unwrap()..];
+        let form = http_request(&self.server.http_url, "GET", path, &[], b"").await;
+        assert_eq!(form.status, 200, "{form:?}");
+        let (_, state) = form.body.split_once("?state=").expect("a form with a state");
+        let state = &state[..state.find('"').unwrap()];
+        let cookie = format!("tether_setup_state={state}");
+        self.github.register_manifest_code(manifest_code);
+        let callback = format!("/setup/callback?code={manifest_code}&state={state}");
+        http_request(&self.server.http_url, "GET", &callback, &[("Cookie", &cookie)], b"").await
     }
 
     /// The SSH key of one of [`USERS`].
@@ -227,6 +293,7 @@ impl World {
     }
 }
 
+/// The external URL first: [`World::private_local`] leaves it out.
 const EXTERNAL_FLAGS: [&str; 4] =
     ["--external-url", "https://ci.example.com", "--ssh-public-addr", "ci.example.com:6455"];
 

@@ -114,7 +114,14 @@ pub fn authorize(
 /// Whether `route` ("METHOD /path") is one of the app's own, which take its JWT and nothing
 /// else.
 pub fn takes_jwt(route: &str) -> bool {
-    route == "GET /app/installations" || route.ends_with("/access_tokens")
+    route == "GET /app" || route == "GET /app/installations" || route.ends_with("/access_tokens")
+}
+
+/// `GET /app`, as the app: the app itself.
+pub async fn app(headers: HeaderMap) -> Reply {
+    verify_jwt(&headers)?;
+    let app = json!({"id": APP_ID, "slug": "tether-fake", "name": "tether fake", "client_id": "Iv1.fake"});
+    Ok(Json(app).into_response())
 }
 
 /// `GET /app/installations`, as the app: its installations, oldest first, as GitHub lists them

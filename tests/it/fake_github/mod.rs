@@ -13,6 +13,7 @@
 mod auth;
 mod checks;
 mod deployments;
+mod oauth;
 mod repos;
 mod schema;
 
@@ -29,6 +30,7 @@ use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 
 pub use auth::FOREIGN_KEY_PEM;
+pub use oauth::{CLIENT_ID, CLIENT_SECRET};
 
 /// GitHub's page size when a request names none, and the most it allows.
 const PER_PAGE_DEFAULT: usize = 30;
@@ -78,6 +80,7 @@ struct State {
     next_id: i64,
     app: auth::AppState,
     repos: repos::RepoState,
+    oauth: oauth::OAuthState,
     /// Check runs by repository, in creation order.
     check_runs: BTreeMap<String, Vec<Value>>,
     /// Deployments by repository, in creation order: id, the body sent, and the bodies of their
@@ -143,6 +146,45 @@ impl FakeGitHub {
     /// A token that `Authorization: Bearer TOKEN` (or `token TOKEN`) may carry.
     pub fn add_token(&self, token: &str) {
         self.state().tokens.insert(token.to_string());
+    }
+
+    /// `login` is signed in to the fake's web pages: sent to `/login/oauth/authorize`, they
+    /// authorize at once (or deny, with [`FakeGitHub::set_deny`]).
+    pub fn sign_in_as(&self, login: &str) {
+        self.state().oauth.signed_in = Some(login.to_string());
+    }
+
+    /// Whether the signed-in person denies the authorization.
+    pub fn set_deny(&self, deny: bool) {
+        self.state().oauth.deny = deny;
+    }
+
+    /// A user token of `login`, as a script would send it.
+    pub fn add_user_token(&self, token: &str, login: &str) {
+        let mut state = self.state();
+        state.oauth.user_tokens.insert(token.to_string(), login.to_string());
+        state.tokens.insert(token.to_string());
+    }
+
+    /// Revokes every user token of `login`, as when they revoke the App's authorization.
+    pub fn revoke_user_tokens_of(&self, login: &str) {
+        let mut state = self.state();
+        let theirs: Vec<String> = state
+            .oauth
+            .user_tokens
+            .iter()
+            .filter(|(_, owner)| owner.eq_ignore_ascii_case(login))
+            .map(|(token, _)| token.clone())
+            .collect();
+        for token in theirs {
+            state.oauth.user_tokens.remove(&token);
+            state.tokens.remove(&token);
+        }
+    }
+
+    /// Makes `repo` private on the fake (it is public otherwise).
+    pub fn set_private(&self, repo: &str) {
+        self.state().oauth.private.insert(repo.to_string());
     }
 
     /// While down, every request answers 500, like a GitHub outage.
@@ -272,6 +314,11 @@ fn router(state: Shared) -> Router {
     Router::new()
         .route("/users/{login}", get(user))
         .route("/users/{login}/keys", get(user_keys))
+        .route("/user", get(oauth::user))
+        .route("/user/installations/{id}/repositories", get(oauth::installation_repositories))
+        .route("/login/oauth/authorize", get(oauth::authorize))
+        .route("/login/oauth/access_token", post(oauth::access_token))
+        .route("/app", get(auth::app))
         .route("/app/installations", get(auth::installations))
         .route("/app/installations/{id}/access_tokens", post(auth::access_tokens))
         .route("/app-manifests/{code}/conversions", post(auth::convert_manifest))
