@@ -84,6 +84,8 @@ struct Parts {
     config: ServerConfig,
     /// Logins' look-ups, switched to the app's credentials with the engine.
     lookups: Arc<UserLookups>,
+    /// The engine `/setup` started, for the server's shutdown to stop.
+    started: Arc<std::sync::Mutex<Option<Engine>>>,
     /// Who may read what; asks permissions as the app once there is one.
     access: Access,
 }
@@ -136,7 +138,10 @@ impl Parts {
         tokio::spawn(async move {
             if let Some(app) = created.recv().await {
                 match parts.engine(app.credentials()) {
-                    Ok(engine) => engine.spawn(deliveries),
+                    Ok(engine) => {
+                        engine.spawn(deliveries);
+                        *parts.started.lock().expect("engine slot poisoned") = Some(engine);
+                    }
                     Err(e) => tracing::error!(
                         error = format!("{e:#}"),
                         "starting with the new GitHub App failed"
@@ -199,6 +204,7 @@ impl Server {
             live: LiveLogs::default(),
             config: config.clone(),
             lookups,
+            started: Arc::default(),
             access,
         };
         let engine = app.clone().map(|app| parts.engine(app)).transpose()?;
@@ -220,7 +226,8 @@ impl Server {
         })
     }
 
-    /// Runs SSH and HTTP until `shutdown` resolves or one of them fails.
+    /// Runs SSH and HTTP until `shutdown` resolves or one of them fails; after a shutdown, stops
+    /// the engine's loops and waits for them.
     pub async fn run(
         self,
         ssh: TcpListener,
@@ -275,6 +282,11 @@ impl Server {
         }
         ssh_task.await.context("the ssh server panicked")??;
         http_task.await.context("the http server panicked")??;
+        // The engine's loops last: HTTP no longer stores deliveries for them.
+        let started = self.parts.started.lock().expect("engine slot poisoned").take();
+        if let Some(engine) = self.engine.or(started) {
+            engine.shutdown().await;
+        }
         // Every session is closed, but their own clean-up may not have run yet; with the data
         // dir locked, every runner in the database is this server's.
         self.store.clear_runners().await.context("removing this server's runners")?;

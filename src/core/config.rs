@@ -9,6 +9,10 @@ use serde::Deserialize;
 
 use super::fields::{self, BranchPattern, Platform};
 
+/// The file tether reads at the root of a repository, and the name of the check run that
+/// reports it unusable.
+pub const CONFIG_FILE: &str = "tether.toml";
+
 /// The timeout of a check that does not set one.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -202,5 +206,4 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

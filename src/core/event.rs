@@ -136,35 +136,9 @@ pub fn is_null_commit(sha: &str) -> bool {
     !sha.is_empty() && sha.bytes().all(|b| b == b'0')
 }
 
-/// Whether tether acts on a webhook event and action; everything else is answered 202 and
-/// ignored without being stored.
-pub fn is_handled(event: &str, action: Option<&str>) -> bool {
-    matches!(
-        (event, action),
-        ("push" | "ping" | "installation" | "installation_repositories", _)
-            | ("pull_request", Some("opened" | "synchronize" | "reopened"))
-            | ("check_suite", Some("requested" | "rerequested"))
-            | ("check_run", Some("rerequested"))
-            | ("issue_comment", Some("created"))
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn handled_events_and_actions() {
-        assert!(is_handled("push", None));
-        assert!(is_handled("pull_request", Some("synchronize")));
-        assert!(!is_handled("pull_request", Some("closed")));
-        assert!(is_handled("check_run", Some("rerequested")));
-        assert!(!is_handled("check_run", Some("completed")));
-        assert!(is_handled("issue_comment", Some("created")));
-        assert!(!is_handled("issue_comment", Some("edited")));
-        assert!(!is_handled("deployment_status", Some("created")));
-        assert!(is_handled("installation_repositories", Some("added")));
-    }
 
     #[test]
     fn null_commits() {

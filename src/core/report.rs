@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::duration;
-use super::run::Conclusion;
+use super::run::{Conclusion, RunEnd};
 
 /// GitHub's limit on a check run's `output.summary` and `output.text`, in characters.
 pub const GITHUB_OUTPUT_MAX_CHARS: usize = 65_535;
@@ -66,18 +66,37 @@ pub fn finished(f: &Finished<'_>) -> CheckOutput {
     CheckOutput { title, summary: limit(&summary, f.run_url), text: Some(limit(&tail, f.run_url)) }
 }
 
-/// The output of a run that ended without a result from its command: cancelled, lost runner,
-/// no runner in time.
-pub fn ended_without_result(conclusion: Conclusion, why: &str, run_url: &str) -> CheckOutput {
-    let title = match conclusion {
-        Conclusion::Cancelled => "Cancelled".to_string(),
-        Conclusion::TimedOut => "Timed out waiting for a runner".to_string(),
-        _ if why.starts_with("runner lost") => "runner lost".to_string(),
-        _ => "Failed".to_string(),
+/// Where a run ended, for its check run's output.
+pub struct Ended<'a> {
+    /// `login/name`, or `-` for a run that never started.
+    pub runner: &'a str,
+    pub run_url: &'a str,
+    /// The log's last lines, as plain text (empty for a run with no log).
+    pub log_tail: &'a str,
+}
+
+/// The output of a run that ended: its command's result, or why there was none.
+pub fn ended(end: &RunEnd, at: &Ended<'_>) -> CheckOutput {
+    let exit = end.exit();
+    let title = match end {
+        RunEnd::Finished(result) => {
+            return finished(&Finished {
+                conclusion: end.conclusion(),
+                duration: result.duration,
+                runner: at.runner,
+                exit: &exit,
+                run_url: at.run_url,
+                log_tail: at.log_tail,
+            });
+        }
+        RunEnd::Superseded { .. } => "Cancelled",
+        RunEnd::QueueTimedOut { .. } => "Timed out waiting for a runner",
+        RunEnd::RunnerLost(_) => "runner lost",
+        RunEnd::RunnerError(_) | RunEnd::RunnerBusy | RunEnd::NoCheckoutToken(_) => "Failed",
     };
     CheckOutput {
-        title,
-        summary: limit(&format!("{why}\n\n[The run]({run_url})"), run_url),
+        title: title.to_string(),
+        summary: limit(&format!("{exit}\n\n[The run]({})", at.run_url), at.run_url),
         text: None,
     }
 }
@@ -176,6 +195,20 @@ mod tests {
             text.contains("line 31\n") && text.contains("line 80\n") && !text.contains("line 30\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn ends_without_a_result_say_why() {
+        let at = Ended { runner: "-", run_url: "https://ci.example/runs/7", log_tail: "" };
+        let lost = ended(&RunEnd::RunnerLost("the stream ended".into()), &at);
+        assert_eq!(lost.title, "runner lost");
+        assert!(lost.summary.starts_with("runner lost: the stream ended\n\n[The run]("));
+        let superseded = ended(&RunEnd::superseded_by("0123456789abcdef"), &at);
+        assert_eq!(superseded.title, "Cancelled");
+        assert!(superseded.summary.contains("superseded by 0123456789ab"));
+        let late = ended(&RunEnd::QueueTimedOut { sender: "alice".into() }, &at);
+        assert_eq!(late.title, "Timed out waiting for a runner");
+        assert_eq!(ended(&RunEnd::RunnerBusy, &at).title, "Failed");
     }
 
     #[test]

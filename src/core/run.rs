@@ -68,13 +68,88 @@ pub struct RunnerInfo {
     pub protocol_version: u32,
 }
 
-/// The verdict of a finished run, as the rest of tether reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The verdict of a finished run, as the rest of tether reports it; stored and sent by the
+/// names GitHub gives check run conclusions (`timed_out`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Conclusion {
     Success,
     Failure,
     TimedOut,
     Cancelled,
+}
+
+impl Conclusion {
+    pub const ALL: [Conclusion; 4] =
+        [Conclusion::Success, Conclusion::Failure, Conclusion::TimedOut, Conclusion::Cancelled];
+
+    /// The name GitHub gives it, which is also the stored one.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Conclusion::Success => "success",
+            Conclusion::Failure => "failure",
+            Conclusion::TimedOut => "timed_out",
+            Conclusion::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How a run of the server ended: its command's result, or why there was none.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    /// The command ran and ended.
+    Finished(Finished),
+    /// The runner went away (or the server restarted) while the run was going.
+    RunnerLost(String),
+    /// The runner would not take the run: it answered with an error.
+    RunnerError(String),
+    /// The runner said it was busy every time the run was offered.
+    RunnerBusy,
+    /// GitHub gave no token to check the commit out with, and will not.
+    NoCheckoutToken(String),
+    /// No runner of `sender` connected before the run's queue deadline.
+    QueueTimedOut { sender: String },
+    /// A newer head of the pull request made the run moot; `by` is the new commit.
+    Superseded { by: String },
+}
+
+impl RunEnd {
+    /// The end of a run the server restarted under.
+    pub fn server_restarted() -> RunEnd {
+        RunEnd::RunnerLost("the server restarted while the run was going".into())
+    }
+
+    /// A run superseded by commit `sha`, named by its first 12 characters.
+    pub fn superseded_by(sha: &str) -> RunEnd {
+        RunEnd::Superseded { by: sha[..sha.len().min(12)].to_string() }
+    }
+
+    pub fn conclusion(&self) -> Conclusion {
+        match self {
+            RunEnd::Finished(finished) => finished.conclusion(false),
+            RunEnd::QueueTimedOut { .. } => Conclusion::TimedOut,
+            RunEnd::Superseded { .. } => Conclusion::Cancelled,
+            RunEnd::RunnerLost(_)
+            | RunEnd::RunnerError(_)
+            | RunEnd::RunnerBusy
+            | RunEnd::NoCheckoutToken(_) => Conclusion::Failure,
+        }
+    }
+
+    /// The run's exit text, as stored and shown: `exit 1`, `runner lost: …`.
+    pub fn exit(&self) -> String {
+        match self {
+            RunEnd::Finished(finished) => finished.outcome.describe(),
+            RunEnd::RunnerLost(why) => format!("runner lost: {why}"),
+            RunEnd::RunnerError(why) => format!("runner error: {why}"),
+            RunEnd::RunnerBusy => "the runner stayed busy".to_string(),
+            RunEnd::NoCheckoutToken(why) => format!("no checkout token: {why}"),
+            RunEnd::QueueTimedOut { sender } => {
+                format!("no runner of @{sender} connected within the queue time")
+            }
+            RunEnd::Superseded { by } => format!("superseded by {by}"),
+        }
+    }
 }
 
 impl Finished {
@@ -135,6 +210,23 @@ mod tests {
             finished(Outcome::Error("x".into()), false).conclusion(false),
             Conclusion::Failure
         );
+    }
+
+    #[test]
+    fn ends_conclude_and_describe_themselves() {
+        let exited = RunEnd::Finished(finished(Outcome::Exited(2), false));
+        assert_eq!((exited.conclusion(), exited.exit().as_str()), (Conclusion::Failure, "exit 2"));
+        let lost = RunEnd::server_restarted();
+        assert_eq!(lost.conclusion(), Conclusion::Failure);
+        assert!(lost.exit().starts_with("runner lost: the server restarted"));
+        let superseded = RunEnd::superseded_by(&"ab".repeat(20));
+        assert_eq!(superseded.conclusion(), Conclusion::Cancelled);
+        assert_eq!(superseded.exit(), "superseded by abababababab");
+        let late = RunEnd::QueueTimedOut { sender: "alice".into() };
+        assert_eq!(late.conclusion(), Conclusion::TimedOut);
+        assert_eq!(late.exit(), "no runner of @alice connected within the queue time");
+        assert_eq!(Conclusion::TimedOut.as_str(), "timed_out");
+        assert_eq!(serde_json::to_string(&Conclusion::TimedOut).unwrap(), "\"timed_out\"");
     }
 
     #[test]

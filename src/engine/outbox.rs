@@ -2,32 +2,21 @@
 //! one with backoff until GitHub accepts it, unless GitHub refused the write itself (a 404, a
 //! 422): that one is logged and dropped.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
+use tokio::sync::Notify;
 
-use super::Engine;
+use super::item::{CheckRunUpdate, OutboxItem};
+use super::{Links, Stop};
+use crate::core::config::CONFIG_FILE;
 use crate::core::report;
+use crate::core::run::Conclusion;
 use crate::github::{
-    CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus, DeploymentState, GitHubError,
-    Reaction,
+    CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus, DeploymentState, GitHub,
+    GitHubError,
 };
-use crate::store::OutboxItem;
-
-/// Create a run's check run (`queued`, with how to connect a runner).
-pub const CREATE_CHECK_RUN: &str = "create_check_run";
-/// Update a run's check run; the payload holds the new state.
-pub const UPDATE_CHECK_RUN: &str = "update_check_run";
-/// Report an unusable `tether.toml` as a failed check run.
-pub const CONFIG_ERROR: &str = "config_error";
-/// React to a comment.
-pub const REACTION: &str = "reaction";
-/// Reply to a pull request.
-pub const COMMENT: &str = "comment";
-/// Create a run's deployment and mark it in progress.
-pub const DEPLOYMENT_START: &str = "deployment_start";
-/// Set a run's deployment's final state; the payload holds it.
-pub const DEPLOYMENT_STATUS: &str = "deployment_status";
+use crate::store::{OutboxRow, RunRecord, Store};
 
 /// Items sent per round.
 const OUTBOX_BATCH: usize = 32;
@@ -37,35 +26,52 @@ const OUTBOX_MAX_RETRY_DELAY: Duration = Duration::from_secs(600);
 /// The longest the sender sleeps without looking.
 const OUTBOX_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
-pub async fn run(engine: Engine) {
-    loop {
-        let sleep_for = match engine.send_due().await {
-            Ok(sleep_for) => sleep_for,
-            Err(e) => {
-                tracing::error!(error = format!("{e:#}"), "the outbox failed");
-                OUTBOX_FIRST_RETRY_DELAY
-            }
-        };
-        tokio::select! {
-            () = engine.inner.outbox.notified() => {}
-            () = tokio::time::sleep(sleep_for) => {}
-        }
-    }
+/// The outbox sender: the only part that writes to GitHub.
+pub(super) struct Outbox {
+    store: Store,
+    github: GitHub,
+    links: Links,
+    /// Notified when an item is stored.
+    wake: Arc<Notify>,
+    /// When this sender started: items due before were possibly sent by an earlier one.
+    started_at: SystemTime,
 }
 
-impl Engine {
+impl Outbox {
+    pub(super) fn new(store: Store, github: GitHub, links: Links, wake: Arc<Notify>) -> Outbox {
+        Outbox { store, github, links, wake, started_at: SystemTime::now() }
+    }
+
+    /// Sends what is due, then sleeps until the next item is due or one is stored, until `stop`.
+    pub(super) async fn run(self, mut stop: Stop) {
+        loop {
+            let sleep_for = match self.send_due().await {
+                Ok(sleep_for) => sleep_for,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "the outbox failed");
+                    OUTBOX_FIRST_RETRY_DELAY
+                }
+            };
+            tokio::select! {
+                () = stop.stopped() => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(sleep_for) => {}
+            }
+        }
+    }
+
     /// Sends what is due; returns how long to sleep before the next item is due.
     async fn send_due(&self) -> anyhow::Result<Duration> {
-        let store = &self.inner.store;
+        let store = &self.store;
         loop {
             let due = store.due_outbox(SystemTime::now(), OUTBOX_BATCH).await?;
             if due.is_empty() {
                 break;
             }
-            for item in due {
-                match self.send(&item).await {
-                    Ok(()) => store.outbox_done(item.id).await?,
-                    Err(e) => self.failed(&item, &e).await?,
+            for row in due {
+                match self.send(&row).await {
+                    Ok(()) => store.outbox_done(row.id).await?,
+                    Err(e) => self.failed(&row, &e).await?,
                 }
             }
         }
@@ -76,130 +82,143 @@ impl Engine {
     }
 
     /// A write that failed is tried again later, or given up when trying cannot help.
-    async fn failed(&self, item: &OutboxItem, error: &anyhow::Error) -> anyhow::Result<()> {
-        let (store, attempts) = (&self.inner.store, item.attempts + 1);
+    async fn failed(&self, row: &OutboxRow, error: &anyhow::Error) -> anyhow::Result<()> {
+        let attempts = row.attempts + 1;
         let text = format!("{error:#}");
         match after_failure(error) {
             AfterFailure::Retry => {
-                let next = SystemTime::now() + retry_delay(item.attempts);
+                let next = SystemTime::now() + retry_delay(row.attempts);
                 tracing::warn!(
-                    item = item.id,
-                    kind = item.kind,
+                    item = row.id,
+                    kind = row.kind,
                     attempts,
                     error = text,
                     "a GitHub write failed; it will be retried"
                 );
-                store.outbox_retry(item.id, &text, next).await?;
+                self.store.outbox_retry(row.id, &text, next).await?;
             }
             AfterFailure::GiveUp => {
                 tracing::error!(
-                    item = item.id,
-                    kind = item.kind,
-                    run = item.run_id,
+                    item = row.id,
+                    kind = row.kind,
+                    run = row.run_id,
                     attempts,
-                    payload = item.payload,
+                    payload = row.payload,
                     error = text,
                     "GitHub refused a write; it is dropped, as trying again cannot help"
                 );
-                store.outbox_done(item.id).await?;
+                self.store.outbox_done(row.id).await?;
             }
         }
         Ok(())
     }
 
-    async fn send(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        match item.kind.as_str() {
-            CREATE_CHECK_RUN => self.create_check_run(item).await,
-            UPDATE_CHECK_RUN => self.update_check_run(item).await,
-            CONFIG_ERROR => self.config_error(item).await,
-            REACTION => self.react(item).await,
-            COMMENT => self.comment(item).await,
-            DEPLOYMENT_START => self.deployment_start(item).await,
-            DEPLOYMENT_STATUS => self.deployment_status(item).await,
-            other => anyhow::bail!("unknown outbox kind {other:?}"),
+    async fn send(&self, row: &OutboxRow) -> anyhow::Result<()> {
+        let item = OutboxItem::from_row(&row.kind, &row.payload)?;
+        let github = &self.github;
+        match item {
+            OutboxItem::CreateCheckRun => self.create_check_run(row).await,
+            OutboxItem::UpdateCheckRun(update) => self.update_check_run(row, update).await,
+            OutboxItem::ConfigError { installation, repo, sha, message } => {
+                self.config_error(row, installation, &repo, &sha, &message).await
+            }
+            OutboxItem::Reaction { installation, repo, comment_id, content } => {
+                Ok(github.add_reaction(installation, &repo, comment_id, content).await?)
+            }
+            OutboxItem::Comment { installation, repo, issue, body } => {
+                Ok(github.create_comment(installation, &repo, issue, &body).await?)
+            }
+            OutboxItem::DeploymentStart => self.deployment_start(row).await,
+            OutboxItem::DeploymentStatus { state } => self.deployment_status(row, state).await,
         }
     }
 
-    async fn create_check_run(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        let run = self.outbox_run(item).await?;
-        let installation = run
-            .installation_id
-            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
-        let queued = report::queued(&run.sender, &self.connect_command(&run.sender));
+    async fn create_check_run(&self, row: &OutboxRow) -> anyhow::Result<()> {
+        let (run, installation) = self.outbox_run(row).await?;
+        let queued = report::queued(&run.sender, &self.links.connect_command(&run.sender));
         let write = CheckRunWrite {
-            name: run.check.clone(),
-            head_sha: run.sha.clone(),
-            external_id: run.id.to_string(),
-            details_url: self.run_url(run.id),
             status: CheckStatus::Queued,
             started_at: None,
             conclusion: None,
             completed_at: None,
-            output: Some(CheckOutputWrite {
-                title: queued.title,
-                summary: queued.summary,
-                text: queued.text,
-            }),
+            output: Some(output(queued)),
+            ..self.check_run_of(&run)
         };
-        let id = self.create_once(item, installation, &run.repo, &write).await?;
-        self.inner.store.set_check_run_id(run.id, id).await?;
+        let id = self.create_once(row, installation, &run.repo, &write).await?;
+        self.store.set_check_run_id(run.id, id).await?;
         Ok(())
     }
 
-    async fn update_check_run(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        let run = self.outbox_run(item).await?;
-        let installation = run
-            .installation_id
-            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+    /// What every write of the run's check run says about which it is.
+    fn check_run_of(&self, run: &RunRecord) -> CheckRunWrite {
+        CheckRunWrite {
+            name: run.check.clone(),
+            head_sha: run.sha.clone(),
+            external_id: run.id.to_string(),
+            details_url: self.links.run(run.id),
+            status: CheckStatus::InProgress,
+            started_at: None,
+            conclusion: None,
+            completed_at: None,
+            output: None,
+        }
+    }
+
+    async fn update_check_run(
+        &self,
+        row: &OutboxRow,
+        update: CheckRunUpdate,
+    ) -> anyhow::Result<()> {
+        let (run, installation) = self.outbox_run(row).await?;
         // A run's writes go out in order, so no id means GitHub refused its creation for good.
         let Some(check_run_id) = run.check_run_id else {
             tracing::warn!(run = run.id, "no check run to update: its creation was given up");
             return Ok(());
         };
-        let update: Update = serde_json::from_str(&item.payload)?;
-        let write = CheckRunWrite {
-            name: run.check.clone(),
-            head_sha: run.sha.clone(),
-            external_id: run.id.to_string(),
-            details_url: self.run_url(run.id),
-            status: if update.status == "completed" {
-                CheckStatus::Completed
-            } else {
-                CheckStatus::InProgress
-            },
-            started_at: update.started_at.map(from_ms),
-            conclusion: update.conclusion.as_deref().map(parse_conclusion),
-            completed_at: update.completed_at.map(from_ms),
-            output: update.title.map(|title| CheckOutputWrite {
-                title,
-                summary: update.summary.unwrap_or_default(),
-                text: update.text,
-            }),
+        let write = match update {
+            CheckRunUpdate::InProgress { started_at } => {
+                CheckRunWrite { started_at: Some(started_at), ..self.check_run_of(&run) }
+            }
+            CheckRunUpdate::Completed { conclusion, completed_at, title, summary, text } => {
+                CheckRunWrite {
+                    status: CheckStatus::Completed,
+                    conclusion: Some(check_conclusion(conclusion)),
+                    completed_at: Some(completed_at),
+                    output: Some(CheckOutputWrite { title, summary, text }),
+                    ..self.check_run_of(&run)
+                }
+            }
         };
-        self.inner.github.update_check_run(installation, &run.repo, check_run_id, &write).await?;
+        self.github.update_check_run(installation, &run.repo, check_run_id, &write).await?;
         Ok(())
     }
 
-    async fn config_error(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        let error: ConfigErrorPayload = serde_json::from_str(&item.payload)?;
+    async fn config_error(
+        &self,
+        row: &OutboxRow,
+        installation: i64,
+        repo: &str,
+        sha: &str,
+        message: &str,
+    ) -> anyhow::Result<()> {
         let now = SystemTime::now();
         let write = CheckRunWrite {
-            name: super::plan::CONFIG_FILE.to_string(),
-            head_sha: error.sha.clone(),
+            name: CONFIG_FILE.to_string(),
+            head_sha: sha.to_string(),
             // Unique, so that a create whose answer was lost is found again.
-            external_id: format!("tether.toml-{}", item.id),
-            details_url: self.inner.config.external_url.clone(),
+            external_id: format!("tether.toml-{}", row.id),
+            details_url: self.links.external_url.clone(),
             status: CheckStatus::Completed,
             started_at: Some(now),
             conclusion: Some(CheckConclusion::Failure),
             completed_at: Some(now),
             output: Some(CheckOutputWrite {
                 title: "tether.toml cannot be used".into(),
-                summary: report::limit(&format!("```\n{}\n```", error.message), ""),
+                summary: report::limit(&format!("```\n{message}\n```"), ""),
                 text: None,
             }),
         };
-        self.create_once(item, error.installation, &error.repo, &write).await?;
+        self.create_once(row, installation, repo, &write).await?;
         Ok(())
     }
 
@@ -208,13 +227,13 @@ impl Engine {
     /// external id, so that the commit does not get two.
     async fn create_once(
         &self,
-        item: &OutboxItem,
+        row: &OutboxRow,
         installation: i64,
         repo: &str,
         write: &CheckRunWrite,
     ) -> anyhow::Result<i64> {
-        let github = &self.inner.github;
-        if item.attempts > 0 || item.next_attempt_at < self.inner.started_at {
+        let github = &self.github;
+        if row.attempts > 0 || row.next_attempt_at < self.started_at {
             let (sha, name, external_id) = (&write.head_sha, &write.name, &write.external_id);
             if let Some(id) =
                 github.find_check_run(installation, repo, sha, name, external_id).await?
@@ -225,136 +244,63 @@ impl Engine {
         Ok(github.create_check_run(installation, repo, write).await?)
     }
 
-    async fn react(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        let r: ReactionPayload = serde_json::from_str(&item.payload)?;
-        let reaction = match r.content.as_str() {
-            "eyes" => Reaction::Eyes,
-            "rocket" => Reaction::Rocket,
-            _ => Reaction::Confused,
-        };
-        Ok(self.inner.github.add_reaction(r.installation, &r.repo, r.comment_id, reaction).await?)
-    }
-
-    async fn comment(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        let c: CommentPayload = serde_json::from_str(&item.payload)?;
-        Ok(self.inner.github.create_comment(c.installation, &c.repo, c.issue, &c.body).await?)
-    }
-
-    async fn deployment_start(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        let run = self.outbox_run(item).await?;
-        let installation = run
-            .installation_id
-            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+    async fn deployment_start(&self, row: &OutboxRow) -> anyhow::Result<()> {
+        let (run, installation) = self.outbox_run(row).await?;
         let environment = run.deployment_environment.clone().unwrap_or_default();
+        let github = &self.github;
         // A retry after the deployment was created but its status was not must not create a
         // second deployment.
         let id = match run.deployment_id {
             Some(id) => id,
             None => {
-                let id = self
-                    .inner
-                    .github
+                let id = github
                     .create_deployment(installation, &run.repo, &run.sha, &environment)
                     .await?;
-                self.inner.store.set_deployment_id(run.id, id).await?;
+                self.store.set_deployment_id(run.id, id).await?;
                 id
             }
         };
-        let url = self.run_url(run.id);
-        Ok(self
-            .inner
-            .github
-            .create_deployment_status(
-                installation,
-                &run.repo,
-                id,
-                DeploymentState::InProgress,
-                &url,
-            )
-            .await?)
+        let (state, url) = (DeploymentState::InProgress, self.links.run(run.id));
+        Ok(github.create_deployment_status(installation, &run.repo, id, state, &url).await?)
     }
 
-    async fn deployment_status(&self, item: &OutboxItem) -> anyhow::Result<()> {
-        let run = self.outbox_run(item).await?;
-        let installation = run
-            .installation_id
-            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+    async fn deployment_status(
+        &self,
+        row: &OutboxRow,
+        state: DeploymentState,
+    ) -> anyhow::Result<()> {
+        let (run, installation) = self.outbox_run(row).await?;
         let Some(id) = run.deployment_id else {
             tracing::warn!(run = run.id, "no deployment to update: its creation was given up");
             return Ok(());
         };
-        let state: DeploymentPayload = serde_json::from_str(&item.payload)?;
-        let state = match state.state.as_str() {
-            "success" => DeploymentState::Success,
-            "failure" => DeploymentState::Failure,
-            _ => DeploymentState::Error,
-        };
-        let url = self.run_url(run.id);
-        Ok(self
-            .inner
-            .github
-            .create_deployment_status(installation, &run.repo, id, state, &url)
-            .await?)
+        let url = self.links.run(run.id);
+        Ok(self.github.create_deployment_status(installation, &run.repo, id, state, &url).await?)
     }
 
-    async fn outbox_run(&self, item: &OutboxItem) -> anyhow::Result<crate::store::RunRecord> {
-        let id =
-            item.run_id.ok_or_else(|| anyhow::anyhow!("outbox item {} has no run", item.id))?;
-        self.inner.store.run(id).await?.ok_or_else(|| anyhow::anyhow!("run {id} is gone"))
+    /// The run a row belongs to, and its installation.
+    async fn outbox_run(&self, row: &OutboxRow) -> anyhow::Result<(RunRecord, i64)> {
+        let id = row.run_id.ok_or_else(|| anyhow::anyhow!("outbox item {} has no run", row.id))?;
+        let run = self.store.run(id).await?.ok_or_else(|| anyhow::anyhow!("run {id} is gone"))?;
+        let installation = run
+            .installation_id
+            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+        Ok((run, installation))
     }
 }
 
-#[derive(Deserialize)]
-struct Update {
-    status: String,
-    started_at: Option<i64>,
-    conclusion: Option<String>,
-    completed_at: Option<i64>,
-    title: Option<String>,
-    summary: Option<String>,
-    text: Option<String>,
+fn output(output: report::CheckOutput) -> CheckOutputWrite {
+    CheckOutputWrite { title: output.title, summary: output.summary, text: output.text }
 }
 
-#[derive(Deserialize)]
-struct DeploymentPayload {
-    state: String,
-}
-
-#[derive(Deserialize)]
-struct ConfigErrorPayload {
-    installation: i64,
-    repo: String,
-    sha: String,
-    message: String,
-}
-
-#[derive(Deserialize)]
-pub struct ReactionPayload {
-    pub installation: i64,
-    pub repo: String,
-    pub comment_id: i64,
-    pub content: String,
-}
-
-#[derive(Deserialize)]
-pub struct CommentPayload {
-    pub installation: i64,
-    pub repo: String,
-    pub issue: u64,
-    pub body: String,
-}
-
-fn parse_conclusion(text: &str) -> CheckConclusion {
-    match text {
-        "success" => CheckConclusion::Success,
-        "cancelled" => CheckConclusion::Cancelled,
-        "timed_out" => CheckConclusion::TimedOut,
-        _ => CheckConclusion::Failure,
+/// GitHub's name for a conclusion, at the border of the `github` module.
+fn check_conclusion(conclusion: Conclusion) -> CheckConclusion {
+    match conclusion {
+        Conclusion::Success => CheckConclusion::Success,
+        Conclusion::Failure => CheckConclusion::Failure,
+        Conclusion::TimedOut => CheckConclusion::TimedOut,
+        Conclusion::Cancelled => CheckConclusion::Cancelled,
     }
-}
-
-fn from_ms(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
 /// 1 s, 2 s, 4 s, … up to 10 minutes.

@@ -1,16 +1,21 @@
-//! From an event to the runs it causes: load `tether.toml` at the commit, pick the checks, and
-//! store one run (and its check run's creation) per check.
+//! The planner: from an event to the runs it causes. It loads `tether.toml` at the commit, picks
+//! the checks, and stores one run (and its check run's creation) per check; runs of a pull
+//! request at an older head are handed to the dispatcher to cancel.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use super::{CommentRef, Engine, StoredThunk};
+use tokio::sync::mpsc;
+
+use super::dispatch::Cancel;
+use super::item::OutboxItem;
+use super::{CommentRef, StoredThunk, Wakes};
+use crate::core::config::CONFIG_FILE;
 use crate::core::dispatch::Requirements;
+use crate::core::event::{IssueComment, PullRequest, Push};
+use crate::core::run::RunEnd;
 use crate::core::{Check, Config, EventKind, Thunk};
-use crate::github::GitHubError;
-use crate::store::{NewRun, OutboxEntry};
-
-/// The file tether reads at the root of a repository.
-pub const CONFIG_FILE: &str = "tether.toml";
+use crate::github::{GitHub, GitHubError, PullHead};
+use crate::store::{NewRun, RunRecord, Store};
 
 /// What a commit's `tether.toml` says.
 pub enum Loaded {
@@ -21,35 +26,136 @@ pub enum Loaded {
     Valid(Config),
 }
 
-/// Why an event could not be planned now; the delivery is tried again later.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Retry(pub String);
+/// Why an event could not be acted on now; the delivery is tried again later. Its text keeps
+/// the whole chain of causes.
+#[derive(Debug)]
+pub struct Retry(pub anyhow::Error);
 
-/// The runs one event asks for.
-pub struct Planned<'a> {
-    pub repo: &'a str,
-    pub installation: i64,
-    pub sha: &'a str,
-    pub clone_url: &'a str,
-    pub event: &'a str,
-    pub sender: &'a str,
-    pub pr_number: Option<u64>,
-    pub delivery_id: Option<&'a str>,
-    /// The deployment environment applies (a push to the default branch).
-    pub deploys: bool,
-    /// The `/run` comment that asked, if one did.
-    pub comment_id: Option<i64>,
+impl<E: Into<anyhow::Error>> From<E> for Retry {
+    fn from(error: E) -> Retry {
+        Retry(error.into())
+    }
 }
 
-impl Engine {
+impl std::fmt::Display for Retry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+/// What asked for runs.
+pub(super) enum Trigger<'a> {
+    Push(&'a Push),
+    PullRequest(&'a PullRequest),
+    /// A `/run` comment, at the pull request's head.
+    RunComment(&'a IssueComment, &'a PullHead),
+}
+
+/// The runs one event asks for; made only by [`Planned::new`].
+pub struct Planned<'a> {
+    repo: &'a str,
+    installation: i64,
+    sha: &'a str,
+    clone_url: &'a str,
+    /// Which checks apply: `push` checks, or `pull_request` ones.
+    kind: EventKind,
+    /// The branch pushed, for checks limited to branches.
+    branch: Option<&'a str>,
+    /// The run's event, as the runner gets it (secrets are granted by it).
+    event: &'static str,
+    sender: &'a str,
+    pr_number: Option<u64>,
+    delivery_id: &'a str,
+    /// The deployment environment applies (a push to the default branch).
+    deploys: bool,
+    /// The `/run` comment that asked, if one did.
+    comment_id: Option<i64>,
+}
+
+impl<'a> Planned<'a> {
+    pub(super) fn new(trigger: Trigger<'a>, installation: i64, delivery_id: &'a str) -> Self {
+        match trigger {
+            Trigger::Push(push) => Planned {
+                repo: &push.repo.full_name,
+                installation,
+                sha: &push.after,
+                clone_url: &push.repo.clone_url,
+                kind: EventKind::Push,
+                branch: push.branch(),
+                event: EventKind::Push.as_str(),
+                sender: &push.sender.login,
+                pr_number: None,
+                delivery_id,
+                deploys: push.branch() == Some(push.repo.default_branch.as_str()),
+                comment_id: None,
+            },
+            Trigger::PullRequest(pr) => Planned {
+                repo: &pr.repo.full_name,
+                installation,
+                sha: &pr.head_sha,
+                clone_url: &pr.head_clone_url,
+                kind: EventKind::PullRequest,
+                branch: None,
+                event: EventKind::PullRequest.as_str(),
+                sender: &pr.sender.login,
+                pr_number: Some(pr.number),
+                delivery_id,
+                deploys: false,
+                comment_id: None,
+            },
+            Trigger::RunComment(comment, head) => Planned {
+                repo: &comment.repo.full_name,
+                installation,
+                sha: &head.sha,
+                clone_url: &head.clone_url,
+                kind: EventKind::PullRequest,
+                branch: None,
+                event: "issue_comment",
+                sender: &comment.sender.login,
+                pr_number: Some(comment.issue_number),
+                delivery_id,
+                deploys: false,
+                comment_id: Some(comment.comment_id),
+            },
+        }
+    }
+}
+
+/// Events into stored runs.
+pub(super) struct Planner {
+    store: Store,
+    github: GitHub,
+    queue_ttl: Duration,
+    cancels: mpsc::Sender<Cancel>,
+    wakes: Wakes,
+}
+
+/// What a plan came to.
+pub(super) enum PlanOutcome {
+    NoConfig,
+    InvalidConfig,
+    Queued(usize),
+}
+
+impl Planner {
+    /// `cancels` goes to the dispatcher; `wakes` tell it and the outbox that runs and writes
+    /// were stored.
+    pub(super) fn new(
+        (store, github): (Store, GitHub),
+        queue_ttl: Duration,
+        cancels: mpsc::Sender<Cancel>,
+        wakes: Wakes,
+    ) -> Planner {
+        Planner { store, github, queue_ttl, cancels, wakes }
+    }
+
     pub(super) async fn load_config(
         &self,
         installation: i64,
         repo: &str,
         sha: &str,
     ) -> Result<Loaded, Retry> {
-        match self.inner.github.file_at(installation, repo, CONFIG_FILE, sha).await {
+        match self.github.file_at(installation, repo, CONFIG_FILE, sha).await {
             Ok(None) => Ok(Loaded::Missing),
             Ok(Some(bytes)) => Ok(match std::str::from_utf8(&bytes) {
                 Ok(text) => Config::parse(text)
@@ -59,8 +165,29 @@ impl Engine {
             Err(GitHubError::TooLarge) => {
                 Ok(Loaded::Invalid("tether.toml: the file is over 1 MiB".into()))
             }
-            Err(e) => Err(Retry(format!("loading tether.toml of {repo} at {sha}: {e}"))),
+            Err(e) => Err(Retry(
+                anyhow::Error::new(e).context(format!("loading tether.toml of {repo} at {sha}")),
+            )),
         }
+    }
+
+    /// Loads the config and queues the checks that apply to the event; a pull request's runs
+    /// of those checks at other commits are superseded.
+    pub(super) async fn plan(&self, plan: Planned<'_>) -> Result<PlanOutcome, Retry> {
+        let config = match self.load_config(plan.installation, plan.repo, plan.sha).await? {
+            Loaded::Missing => return Ok(PlanOutcome::NoConfig),
+            Loaded::Invalid(message) => {
+                self.report_invalid_config(&plan, message).await?;
+                return Ok(PlanOutcome::InvalidConfig);
+            }
+            Loaded::Valid(config) => config,
+        };
+        let checks = crate::core::filter::checks_for(&config, plan.kind, plan.branch);
+        if let Some(pr) = plan.pr_number {
+            self.supersede(plan.repo, pr, plan.sha, &checks).await?;
+        }
+        let ids = self.queue_runs(&plan, &checks).await?;
+        Ok(PlanOutcome::Queued(ids.len()))
     }
 
     /// Stores a run per check, each with the creation of its check run queued in the outbox.
@@ -87,62 +214,73 @@ impl Engine {
                 pr_number: plan.pr_number,
                 thunk: serde_json::to_string(&stored)?,
                 thunk_id: thunk.id().to_string(),
-                delivery_id: plan.delivery_id.map(String::from),
+                delivery_id: Some(plan.delivery_id.to_string()),
                 rerun_of: None,
                 deployment_environment: check.deployment.clone().filter(|_| plan.deploys),
-                queue_deadline: SystemTime::now() + self.inner.config.queue_ttl,
+                queue_deadline: SystemTime::now() + self.queue_ttl,
             };
-            let create =
-                OutboxEntry { kind: super::outbox::CREATE_CHECK_RUN.into(), payload: "{}".into() };
-            ids.push(self.inner.store.insert_run(run, vec![create]).await?);
+            ids.push(self.insert(run).await?);
         }
-        self.inner.outbox.notify_one();
-        self.inner.dispatch.notify_one();
         Ok(ids)
     }
 
+    /// Queues a new run of `original`, for `delivery`, on its sender's runner.
+    pub(super) async fn rerun(&self, original: &RunRecord, delivery: &str) -> anyhow::Result<i64> {
+        let run = NewRun {
+            delivery_id: Some(delivery.to_string()),
+            rerun_of: Some(original.id),
+            queue_deadline: SystemTime::now() + self.queue_ttl,
+            ..original.queued.clone()
+        };
+        self.insert(run).await
+    }
+
+    /// Stores a run with its check run's creation, and wakes the outbox and the dispatcher.
+    async fn insert(&self, run: NewRun) -> anyhow::Result<i64> {
+        let id = self.store.insert_run(run, vec![OutboxItem::CreateCheckRun.entry()]).await?;
+        self.wakes.outbox.notify_one();
+        self.wakes.dispatch.notify_one();
+        Ok(id)
+    }
+
     /// Reports an unusable `tether.toml` as one failed check run.
-    pub(super) async fn report_invalid_config(
+    async fn report_invalid_config(
         &self,
-        installation: i64,
-        repo: &str,
-        sha: &str,
-        message: &str,
+        plan: &Planned<'_>,
+        message: String,
     ) -> anyhow::Result<()> {
-        let payload = serde_json::json!({ "installation": installation, "repo": repo, "sha": sha, "message": message });
-        let entry =
-            OutboxEntry { kind: super::outbox::CONFIG_ERROR.into(), payload: payload.to_string() };
-        self.inner.store.enqueue(None, entry).await?;
-        self.inner.outbox.notify_one();
+        let item = OutboxItem::ConfigError {
+            installation: plan.installation,
+            repo: plan.repo.to_string(),
+            sha: plan.sha.to_string(),
+            message,
+        };
+        self.store.enqueue(None, item.entry()).await?;
+        self.wakes.outbox.notify_one();
         Ok(())
     }
 
-    /// Loads the config and queues the checks `select` picks from it; returns the outcome text
-    /// for the delivery.
-    pub(super) async fn plan(
+    /// Hands the dispatcher the open runs of these checks of a pull request at other commits,
+    /// to end as "superseded by SHA": a new head makes them moot.
+    async fn supersede(
         &self,
-        plan: Planned<'_>,
-        kind: EventKind,
-        branch: Option<&str>,
-    ) -> Result<String, Retry> {
-        let config = match self.load_config(plan.installation, plan.repo, plan.sha).await? {
-            Loaded::Missing => return Ok("processed: no tether.toml".into()),
-            Loaded::Invalid(message) => {
-                self.report_invalid_config(plan.installation, plan.repo, plan.sha, &message)
+        repo: &str,
+        pr: u64,
+        head_sha: &str,
+        checks: &[&Check],
+    ) -> anyhow::Result<()> {
+        for check in checks {
+            for run in self.store.open_runs_of_pr(repo, pr, &check.name).await? {
+                if run.sha == head_sha {
+                    continue;
+                }
+                let cancel = Cancel { run_id: run.id, end: RunEnd::superseded_by(head_sha) };
+                self.cancels
+                    .send(cancel)
                     .await
-                    .map_err(|e| Retry(e.to_string()))?;
-                return Ok("processed: invalid tether.toml".into());
+                    .map_err(|_| anyhow::anyhow!("the dispatcher is gone"))?;
             }
-            Loaded::Valid(config) => config,
-        };
-        let checks = crate::core::filter::checks_for(&config, kind, branch);
-        if let Some(pr) = plan.pr_number {
-            let names: Vec<String> = checks.iter().map(|c| c.name.clone()).collect();
-            self.supersede(plan.repo, pr, plan.sha, &names)
-                .await
-                .map_err(|e| Retry(e.to_string()))?;
         }
-        let ids = self.queue_runs(&plan, &checks).await.map_err(|e| Retry(e.to_string()))?;
-        Ok(format!("processed: {} runs", ids.len()))
+        Ok(())
     }
 }

@@ -288,5 +288,4 @@ fn shown_in_ground(byte: u8) -> bool {
 }
 
 #[cfg(test)]
-#[path = "mask_tests.rs"]
 mod tests;

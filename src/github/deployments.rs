@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{GitHub, GitHubError, route};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeploymentState {
     InProgress,

@@ -9,7 +9,7 @@ use super::{GitHub, GitHubError, login, route};
 /// The largest file tether reads: the contents API returns bytes only up to 1 MiB.
 pub const FILE_BYTES_MAX: u64 = 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reaction {
     #[serde(rename = "eyes")]
     Eyes,

@@ -17,6 +17,66 @@ pub struct MalformedPayload {
     pub message: String,
 }
 
+/// The events and actions tether acts on; every other one is answered and dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    Push,
+    PullRequest(PullRequestAction),
+    CheckSuite(SuiteAction),
+    CheckRunRerequested,
+    IssueCommentCreated,
+    Installation,
+    InstallationRepositories,
+    Ping,
+}
+
+/// The one list of GitHub's event names and actions tether acts on.
+fn handled(event: &str, action: Option<&str>) -> Option<Handled> {
+    Some(match (event, action) {
+        ("push", _) => Handled::Push,
+        ("pull_request", Some(action)) => Handled::PullRequest(pull_request_action(action)?),
+        ("check_suite", Some("requested")) => Handled::CheckSuite(SuiteAction::Requested),
+        ("check_suite", Some("rerequested")) => Handled::CheckSuite(SuiteAction::Rerequested),
+        ("check_run", Some("rerequested")) => Handled::CheckRunRerequested,
+        ("issue_comment", Some("created")) => Handled::IssueCommentCreated,
+        ("installation", _) => Handled::Installation,
+        ("installation_repositories", _) => Handled::InstallationRepositories,
+        ("ping", _) => Handled::Ping,
+        _ => return None,
+    })
+}
+
+/// What the webhook endpoint does with a delivery it verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Triage {
+    /// GitHub's `ping`: answered, not stored.
+    Ping,
+    /// An event or action tether does not act on: answered, not stored.
+    Ignore,
+    /// Stored, to be parsed by [`parse`] and acted on; `action` is the payload's.
+    Store { action: Option<String> },
+}
+
+/// Only the payload's `action`; serde checks the rest is JSON without building it.
+#[derive(Deserialize)]
+struct Head {
+    #[serde(default)]
+    action: Option<Value>,
+}
+
+/// Whether to store a delivery, given its `X-GitHub-Event` header and raw body; an error when
+/// the body is not a JSON object.
+pub fn triage(event: &str, body: &[u8]) -> Result<Triage, MalformedPayload> {
+    let head: Head = serde_json::from_slice(body)
+        .map_err(|e| MalformedPayload { event: event.to_string(), message: e.to_string() })?;
+    let action = head.action.as_ref().and_then(Value::as_str);
+    Ok(match handled(event, action) {
+        Some(Handled::Ping) => Triage::Ping,
+        Some(_) => Triage::Store { action: action.map(String::from) },
+        None => Triage::Ignore,
+    })
+}
+
 /// The meaning of one delivery, given its `X-GitHub-Event` header and raw JSON body.
 pub fn parse(event: &str, body: &[u8]) -> Result<Event, MalformedPayload> {
     let malformed = |message: String| MalformedPayload { event: event.to_string(), message };
@@ -27,22 +87,19 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, MalformedPayload> {
     // The action decides whether the rest is read at all: an action tether ignores is ignored
     // whatever else its payload holds.
     let action = value.get("action").and_then(Value::as_str);
-    let ignored = || Event::Ignored { event: event.to_string(), action: action.map(String::from) };
     let read = Reader { event, value: &value };
-    Ok(match (event, action) {
-        ("push", _) => push(read.body()?),
-        ("pull_request", Some(action)) => match pull_request_action(action) {
-            Some(action) => pull_request(action, read.body()?),
-            None => ignored(),
-        },
-        ("check_suite", Some("requested")) => check_suite(SuiteAction::Requested, read.body()?),
-        ("check_suite", Some("rerequested")) => check_suite(SuiteAction::Rerequested, read.body()?),
-        ("check_run", Some("rerequested")) => check_run(read.body()?),
-        ("issue_comment", Some("created")) => issue_comment(read.body()?),
-        ("installation", _) => installation(read.body()?),
-        ("installation_repositories", _) => installation_repositories(read.body()?),
-        ("ping", _) => Event::Ping,
-        _ => ignored(),
+    let Some(handled) = handled(event, action) else {
+        return Ok(Event::Ignored { event: event.to_string(), action: action.map(String::from) });
+    };
+    Ok(match handled {
+        Handled::Push => push(read.body()?),
+        Handled::PullRequest(action) => pull_request(action, read.body()?),
+        Handled::CheckSuite(action) => check_suite(action, read.body()?),
+        Handled::CheckRunRerequested => check_run(read.body()?),
+        Handled::IssueCommentCreated => issue_comment(read.body()?),
+        Handled::Installation => installation(read.body()?),
+        Handled::InstallationRepositories => installation_repositories(read.body()?),
+        Handled::Ping => Event::Ping,
     })
 }
 

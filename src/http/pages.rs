@@ -56,7 +56,7 @@ impl From<&RunRecord> for RunRow {
             repo: r.repo.clone(),
             check: r.check.clone(),
             sender: r.sender.clone(),
-            status: r.conclusion.clone().unwrap_or_else(|| r.status.as_str().to_string()),
+            status: r.conclusion.map_or(r.status.as_str(), |c| c.as_str()).to_string(),
             short_sha: r.sha.chars().take(10).collect(),
             duration,
         }

@@ -45,7 +45,7 @@ impl From<&RunRecord> for RunJson {
             sender: run.sender.clone(),
             runner: run.runner.clone(),
             status: run.status.as_str(),
-            conclusion: run.conclusion.clone(),
+            conclusion: run.conclusion.map(|c| c.as_str().to_string()),
             exit: run.exit.clone(),
             thunk: run.thunk_id.clone(),
             rerun_of: run.rerun_of,

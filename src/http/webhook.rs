@@ -1,6 +1,6 @@
-//! `POST /integrations/github/events`: verify, parse just enough, store, answer. The delivery is
-//! acted on by the engine's worker, from the store, so nothing is lost if the server stops right
-//! after answering.
+//! `POST /integrations/github/events`: verify, check the body is JSON, store, answer. The
+//! delivery is parsed and acted on by the engine's intake, from the store, so nothing is lost if
+//! the server stops right after answering.
 
 use std::time::SystemTime;
 
@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
 use super::{AppState, HttpError};
-use crate::core::event::is_handled;
 use crate::core::signature;
+use crate::github::webhook::{Triage, triage};
 use crate::store::NewDelivery;
 
 /// The largest webhook body accepted; GitHub caps payloads at 25 MiB.
@@ -36,19 +36,17 @@ pub async fn github_events(
     else {
         return Err(HttpError::BadRequest("missing X-GitHub-Event or X-GitHub-Delivery".into()));
     };
-    let json: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| HttpError::BadRequest(format!("malformed JSON: {e}")))?;
-    let action = json.get("action").and_then(|a| a.as_str());
-    if event == "ping" {
-        return Ok((StatusCode::OK, "pong\n"));
-    }
-    if !is_handled(event, action) {
-        return Ok((StatusCode::ACCEPTED, "ignored\n"));
-    }
+    // Which events are acted on is `github::webhook`'s knowledge; here only whether to store.
+    let action = match triage(event, &body) {
+        Ok(Triage::Store { action }) => action,
+        Ok(Triage::Ping) => return Ok((StatusCode::OK, "pong\n")),
+        Ok(Triage::Ignore) => return Ok((StatusCode::ACCEPTED, "ignored\n")),
+        Err(e) => return Err(HttpError::BadRequest(format!("malformed JSON: {}", e.message))),
+    };
     let new = NewDelivery {
         id: delivery.to_string(),
         event: event.to_string(),
-        action: action.map(String::from),
+        action,
         payload: body.to_vec(),
         received_at: SystemTime::now(),
     };

@@ -33,10 +33,6 @@ mod parse;
 mod style;
 
 #[cfg(test)]
-mod fixture_tests;
-#[cfg(test)]
-mod prop_tests;
-#[cfg(test)]
 mod tests;
 
 pub use line::{HREF_MAX_BYTES, LINE_MAX_BYTES};

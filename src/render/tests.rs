@@ -1,5 +1,8 @@
 //! The renderer, feature by feature: SGR, line editing, swallowed escapes, links, UTF-8, splits.
 
+mod fixtures;
+mod props;
+
 use super::*;
 
 /// Every line of `bytes` fed in one push, then finished.

@@ -253,5 +253,4 @@ fn describe(source: &str, key: &PublicKey) -> String {
 }
 
 #[cfg(test)]
-#[path = "identity_tests.rs"]
 mod tests;

@@ -20,6 +20,35 @@ pub struct NewDelivery {
     pub received_at: SystemTime,
 }
 
+/// How a delivery was finished: one of a few words, so that deliveries can be counted by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryOutcome {
+    /// Acted on: runs queued, a config error reported, an installation recorded.
+    Processed,
+    /// Nothing to do: an action tether does not act on, a deleted branch, not a `/run` comment.
+    Ignored,
+    /// Could not be acted on, and trying again cannot help: a malformed payload.
+    Failed,
+}
+
+impl DeliveryOutcome {
+    pub const ALL: [DeliveryOutcome; 3] =
+        [DeliveryOutcome::Processed, DeliveryOutcome::Ignored, DeliveryOutcome::Failed];
+
+    /// The stored name, which is also its metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Processed => "processed",
+            DeliveryOutcome::Ignored => "ignored",
+            DeliveryOutcome::Failed => "failed",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<DeliveryOutcome> {
+        DeliveryOutcome::ALL.into_iter().find(|outcome| outcome.as_str() == name)
+    }
+}
+
 /// A stored delivery. Times are to the millisecond.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -28,8 +57,10 @@ pub struct Delivery {
     pub action: Option<String>,
     pub payload: Vec<u8>,
     pub received_at: SystemTime,
-    /// "processed", "ignored" or "failed: …"; `None` until finished.
-    pub outcome: Option<String>,
+    /// `None` until finished.
+    pub outcome: Option<DeliveryOutcome>,
+    /// What else was said about the outcome: `3 runs`, why it failed.
+    pub outcome_detail: Option<String>,
     pub processed_at: Option<SystemTime>,
 }
 
@@ -44,12 +75,17 @@ impl Store {
         self.worker.call(move |conn| unprocessed(conn, limit)).await
     }
 
-    /// Marks a delivery finished with an outcome: "processed", "ignored", or "failed: …".
+    /// Marks a delivery finished with an outcome and its detail (`3 runs`, why it failed).
     ///
     /// Finishing it again replaces the outcome; an unknown id changes nothing.
-    pub async fn finish_delivery(&self, id: &str, outcome: &str) -> Result<(), StoreError> {
-        let (id, outcome, now) = (id.to_owned(), outcome.to_owned(), now_ms());
-        self.worker.call(move |conn| finish(conn, &id, &outcome, now)).await
+    pub async fn finish_delivery(
+        &self,
+        id: &str,
+        outcome: DeliveryOutcome,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let (id, detail, now) = (id.to_owned(), detail.to_owned(), now_ms());
+        self.worker.call(move |conn| finish(conn, &id, outcome, &detail, now)).await
     }
 
     /// Empties the payloads of deliveries finished before `cutoff`; returns how many. The rows
@@ -59,9 +95,11 @@ impl Store {
         self.worker.call(move |conn| drop_payloads(conn, cutoff)).await
     }
 
-    /// (outcome, count) pairs, "pending" for unfinished ones; outcomes starting "failed" count
-    /// as "failed". For metrics; outcomes with no delivery are left out.
-    pub async fn delivery_outcome_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    /// (outcome, count) pairs, `None` for unfinished ones, in the order of `None` then
+    /// [`DeliveryOutcome::ALL`]. For metrics; outcomes with no delivery are left out.
+    pub async fn delivery_outcome_counts(
+        &self,
+    ) -> Result<Vec<(Option<DeliveryOutcome>, u64)>, StoreError> {
         self.worker.call(|conn| outcome_counts(conn)).await
     }
 
@@ -102,7 +140,8 @@ fn insert(conn: &Connection, delivery: &NewDelivery) -> rusqlite::Result<bool> {
 /// At most `count` unfinished deliveries, oldest first (in insertion order among equals).
 fn unprocessed(conn: &Connection, count: usize) -> rusqlite::Result<Vec<Delivery>> {
     let mut statement = conn.prepare(
-        "SELECT id, event, action, payload, received_at_ms, outcome, processed_at_ms
+        "SELECT id, event, action, payload, received_at_ms, outcome, processed_at_ms,
+                outcome_detail
          FROM deliveries WHERE outcome IS NULL
          ORDER BY received_at_ms, rowid LIMIT ?1",
     )?;
@@ -110,10 +149,17 @@ fn unprocessed(conn: &Connection, count: usize) -> rusqlite::Result<Vec<Delivery
     deliveries.collect()
 }
 
-fn finish(conn: &Connection, id: &str, outcome: &str, now_ms: i64) -> rusqlite::Result<()> {
+fn finish(
+    conn: &Connection,
+    id: &str,
+    outcome: DeliveryOutcome,
+    detail: &str,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
     conn.execute(
-        "UPDATE deliveries SET outcome = ?2, processed_at_ms = ?3 WHERE id = ?1",
-        (id, outcome, now_ms),
+        "UPDATE deliveries SET outcome = ?2, outcome_detail = ?3, processed_at_ms = ?4
+         WHERE id = ?1",
+        (id, outcome.as_str(), detail, now_ms),
     )?;
     Ok(())
 }
@@ -127,17 +173,27 @@ fn drop_payloads(conn: &Connection, cutoff_ms: i64) -> rusqlite::Result<u64> {
     Ok(dropped as u64)
 }
 
-fn outcome_counts(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
-    // substr, not LIKE: LIKE ignores case, and the rule is outcomes starting "failed".
-    let mut statement = conn.prepare(
-        "SELECT CASE WHEN outcome IS NULL THEN 'pending'
-                     WHEN substr(outcome, 1, 6) = 'failed' THEN 'failed'
-                     ELSE outcome END AS kind,
-                count(*)
-         FROM deliveries GROUP BY kind ORDER BY kind",
-    )?;
-    let counts = statement.query_map([], |row| Ok((row.get(0)?, count(row.get(1)?))))?;
-    counts.collect()
+fn outcome_counts(conn: &Connection) -> rusqlite::Result<Vec<(Option<DeliveryOutcome>, u64)>> {
+    let mut statement =
+        conn.prepare("SELECT outcome, count(*) FROM deliveries GROUP BY outcome")?;
+    let counts = statement.query_map([], |row| {
+        let outcome: Option<String> = row.get(0)?;
+        Ok((outcome.as_deref().map(outcome_named).transpose()?, count(row.get(1)?)))
+    })?;
+    let mut counts = counts.collect::<rusqlite::Result<Vec<_>>>()?;
+    let rank = |outcome: &Option<DeliveryOutcome>| {
+        outcome.map_or(0, |o| 1 + DeliveryOutcome::ALL.iter().position(|a| *a == o).unwrap_or(0))
+    };
+    counts.sort_by_key(|(outcome, _)| rank(outcome));
+    Ok(counts)
+}
+
+/// The outcome stored as `name`; migration 0003 left no other names.
+fn outcome_named(name: &str) -> rusqlite::Result<DeliveryOutcome> {
+    DeliveryOutcome::from_name(name).ok_or_else(|| {
+        let error = format!("unknown delivery outcome {name:?}");
+        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, error.into())
+    })
 }
 
 fn record_installation(
@@ -164,7 +220,11 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         action: row.get(2)?,
         payload: row.get(3)?,
         received_at: system_time(row.get(4)?),
-        outcome: row.get(5)?,
+        outcome: row.get::<_, Option<String>>(5)?.as_deref().map(outcome_named).transpose()?,
+        outcome_detail: row.get(7)?,
         processed_at: processed_at.map(system_time),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,7 +27,7 @@ macro_rules! migration {
 pub(super) const MIGRATIONS: &[Migration] = &[
     migration!("0001_users_and_runners.sql"),
     migration!("0002_deliveries_runs_outbox.sql"),
-    // 0003 is the engine's, on another branch; until it is merged, 0004 is the third.
+    migration!("0003_delivery_outcome_detail.sql"),
     migration!("0004_repositories_and_sessions.sql"),
 ];
 

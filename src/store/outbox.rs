@@ -14,15 +14,16 @@ use super::{Store, StoreError, count, limit, millis, now_ms, system_time};
 /// A GitHub write to make, stored in the same transaction as the state change that causes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
-    /// What to write (the dispatcher's name for a GitHub call).
+    /// What to write: the tag of the engine's `OutboxItem`, kept in a column of its own for a
+    /// person reading the table.
     pub kind: String,
-    /// Its arguments, as the dispatcher encodes them.
+    /// The item as JSON, opaque to the store.
     pub payload: String,
 }
 
 /// A stored outbox entry that has not been done yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxItem {
+pub struct OutboxRow {
     pub id: i64,
     pub run_id: Option<i64>,
     pub kind: String,
@@ -57,7 +58,7 @@ impl Store {
         &self,
         now: SystemTime,
         limit: usize,
-    ) -> Result<Vec<OutboxItem>, StoreError> {
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let now = millis(now);
         self.worker.call(move |conn| due(conn, now, limit)).await
     }
@@ -112,7 +113,7 @@ pub(super) fn insert(
     )
 }
 
-fn due(conn: &Connection, now_ms: i64, count: usize) -> rusqlite::Result<Vec<OutboxItem>> {
+fn due(conn: &Connection, now_ms: i64, count: usize) -> rusqlite::Result<Vec<OutboxRow>> {
     let sql = format!(
         "SELECT id, run_id, kind, payload, attempts, next_attempt_at_ms, last_error FROM outbox
          WHERE next_attempt_at_ms <= ?1 AND {HEADS} ORDER BY id LIMIT ?2"
@@ -139,8 +140,8 @@ fn next_due(conn: &Connection) -> rusqlite::Result<Option<SystemTime>> {
     Ok(next.map(system_time))
 }
 
-fn item(row: &Row<'_>) -> rusqlite::Result<OutboxItem> {
-    Ok(OutboxItem {
+fn item(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
         id: row.get(0)?,
         run_id: row.get(1)?,
         kind: row.get(2)?,
@@ -150,3 +151,6 @@ fn item(row: &Row<'_>) -> rusqlite::Result<OutboxItem> {
         last_error: row.get(6)?,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -80,3 +80,6 @@ impl Store {
         self.worker.call(list).await
     }
 }
+
+#[cfg(test)]
+mod tests;

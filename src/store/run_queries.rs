@@ -5,29 +5,21 @@ use std::time::SystemTime;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 
-use super::runs::RunStatus;
+use super::runs::{NewRun, RunStatus};
 use super::{Store, StoreError, count, limit, system_time, to_i64};
+use crate::core::run::Conclusion;
 
-/// A stored run. Times are to the millisecond.
+/// A stored run: the run as it was queued, and what became of it. Times are to the millisecond.
+///
+/// It reads as its [`NewRun`] too (`record.repo`), through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
     pub id: i64,
-    pub repo: String,
-    pub installation_id: Option<i64>,
-    pub sha: String,
-    pub check: String,
-    pub event: String,
-    pub sender: String,
-    pub pr_number: Option<u64>,
-    pub thunk: String,
-    pub thunk_id: String,
-    pub delivery_id: Option<String>,
-    pub rerun_of: Option<i64>,
-    pub deployment_environment: Option<String>,
-    pub queue_deadline: SystemTime,
+    /// The run as it was queued.
+    pub queued: NewRun,
     pub status: RunStatus,
-    /// "success", "failure", "cancelled" or "timed_out" once completed.
-    pub conclusion: Option<String>,
+    /// Once completed.
+    pub conclusion: Option<Conclusion>,
     /// "login/name" once started.
     pub runner: Option<String>,
     pub exit: Option<String>,
@@ -36,6 +28,14 @@ pub struct RunRecord {
     pub created_at: SystemTime,
     pub started_at: Option<SystemTime>,
     pub finished_at: Option<SystemTime>,
+}
+
+impl std::ops::Deref for RunRecord {
+    type Target = NewRun;
+
+    fn deref(&self) -> &NewRun {
+        &self.queued
+    }
 }
 
 /// Every column of [`RunRecord`], in its order; a query appends its WHERE and ORDER BY.
@@ -48,6 +48,7 @@ const SELECT_RUNS: &str = "SELECT id, repo, installation_id, sha, check_name, ev
 /// Columns of [`SELECT_RUNS`] decoded beyond what rusqlite does.
 const PR_NUMBER_COLUMN: usize = 7;
 const STATUS_COLUMN: usize = 14;
+const CONCLUSION_COLUMN: usize = 15;
 
 impl Store {
     /// The run `id`, if stored.
@@ -172,8 +173,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     let time = |column: usize| row.get(column).map(system_time);
     let optional_time =
         |column: usize| row.get::<_, Option<i64>>(column).map(|ms| ms.map(system_time));
-    Ok(RunRecord {
-        id: row.get(0)?,
+    let queued = NewRun {
         repo: row.get(1)?,
         installation_id: row.get(2)?,
         sha: row.get(3)?,
@@ -187,8 +187,12 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         rerun_of: row.get(11)?,
         deployment_environment: row.get(12)?,
         queue_deadline: time(13)?,
+    };
+    Ok(RunRecord {
+        id: row.get(0)?,
+        queued,
         status: status(row)?,
-        conclusion: row.get(15)?,
+        conclusion: conclusion(row)?,
         runner: row.get(16)?,
         exit: row.get(17)?,
         check_run_id: row.get(18)?,
@@ -203,6 +207,17 @@ fn pr_number(row: &Row<'_>) -> rusqlite::Result<Option<u64>> {
     let stored: Option<i64> = row.get(PR_NUMBER_COLUMN)?;
     let failed = |e| rusqlite::Error::FromSqlConversionFailure(PR_NUMBER_COLUMN, Type::Integer, e);
     stored.map(|n| u64::try_from(n).map_err(|e| failed(Box::new(e)))).transpose()
+}
+
+fn conclusion(row: &Row<'_>) -> rusqlite::Result<Option<Conclusion>> {
+    let stored: Option<String> = row.get(CONCLUSION_COLUMN)?;
+    let named = |name: &str| {
+        Conclusion::ALL.into_iter().find(|c| c.as_str() == name).ok_or_else(|| {
+            let unknown = format!("unknown conclusion {name:?}").into();
+            rusqlite::Error::FromSqlConversionFailure(CONCLUSION_COLUMN, Type::Text, unknown)
+        })
+    };
+    stored.as_deref().map(named).transpose()
 }
 
 fn status(row: &Row<'_>) -> rusqlite::Result<RunStatus> {

@@ -99,3 +99,6 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunnerRecord> {
         connected_at: system_time(row.get(7)?),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::outbox::{self, OutboxEntry};
 use super::{Store, StoreError, millis, now_ms, to_i64};
+use crate::core::run::Conclusion;
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,18 +99,17 @@ impl Store {
         self.worker.call(start).await
     }
 
-    /// Queued or in_progress → completed with conclusion ("success", "failure", "cancelled",
-    /// "timed_out"), exit text and finished_at, plus outbox entries, in one transaction;
-    /// `Ok(false)` (nothing written) when already completed. Another conclusion is an error.
+    /// Queued or in_progress → completed with conclusion, exit text and finished_at, plus
+    /// outbox entries, in one transaction; `Ok(false)` (nothing written) when already completed.
     pub async fn finish_run(
         &self,
         id: i64,
-        conclusion: &str,
+        conclusion: Conclusion,
         exit: Option<&str>,
         at: SystemTime,
         outbox: Vec<OutboxEntry>,
     ) -> Result<bool, StoreError> {
-        let (conclusion, exit) = (conclusion.to_owned(), exit.map(str::to_owned));
+        let (conclusion, exit) = (conclusion.as_str(), exit.map(str::to_owned));
         let (at, now) = (millis(at), now_ms());
         let finish = move |conn: &mut Connection| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -117,7 +117,7 @@ impl Store {
                 "UPDATE runs SET status = 'completed', conclusion = ?2, exit = ?3,
                                  finished_at_ms = ?4
                  WHERE id = ?1 AND status IN ('queued', 'in_progress')",
-                (id, &conclusion, &exit, at),
+                (id, conclusion, &exit, at),
             )?;
             commit_with_outbox(tx, finished > 0, id, &outbox, now)
         };
@@ -218,3 +218,6 @@ fn commit_with_outbox(
     tx.commit()?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests;

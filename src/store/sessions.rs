@@ -81,3 +81,6 @@ impl Store {
         self.worker.call(delete).await
     }
 }
+
+#[cfg(test)]
+mod tests;

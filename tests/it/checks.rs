@@ -40,6 +40,12 @@ async fn a_push_runs_its_checks_on_the_senders_runner_and_reports_them() {
     assert!(api.iter().all(|r| r["sender"] == "alice"
         && r["runner"] == "alice/laptop"
         && r["status"] == "completed"));
+
+    // The delivery counts by its outcome's word; "2 runs" is its detail, not a label.
+    let (_, metrics) = world.server.get("/metrics").await;
+    let deliveries: Vec<&str> =
+        metrics.lines().filter(|l| l.starts_with("tether_webhook_deliveries{")).collect();
+    assert_eq!(deliveries, [r#"tether_webhook_deliveries{outcome="processed"} 1"#], "{metrics}");
 }
 
 #[tokio::test]

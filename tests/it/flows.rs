@@ -52,6 +52,31 @@ async fn a_new_head_of_a_pull_request_supersedes_the_runs_at_the_old_one() {
     assert!(gone, "processes of the superseded run survive: {:?}", processes_with(&marker));
 }
 
+/// A run still queued (no runner connected) is superseded where it stands: the dispatcher, told
+/// by the planner, ends it without a runner ever taking it.
+#[tokio::test]
+async fn a_queued_run_at_an_old_head_is_superseded_without_a_runner() {
+    let world = World::new().await;
+    let a = world.commit_config("[checks.wait]\nrun = \"true\"\n");
+    let opened = world.pull_request_payload("opened", 6, &a);
+    assert_eq!(world.deliver("pull_request", "pr6-opened", &opened).await.0, 202);
+    let runs = world.wait_for_check_runs(LONG, |rs| rs.len() == 1).await;
+    assert_eq!(runs[0]["status"], "queued", "{runs:#?}");
+
+    let b = world.commit_config("[checks.wait]\nrun = \"true\"\n\n[checks.new]\nrun = \"true\"\n");
+    let synchronize = world.pull_request_payload("synchronize", 6, &b);
+    assert_eq!(world.deliver("pull_request", "pr6-sync", &synchronize).await.0, 202);
+    let superseded = |rs: &[Value]| rs.len() == 3 && rs.iter().any(|r| r["status"] == "completed");
+    let runs = world.wait_for_check_runs(LONG, superseded).await;
+    assert!(superseded(&runs), "{runs:#?}");
+    let at_a = runs.iter().find(|r| r["head_sha"] == a.as_str()).unwrap();
+    assert_eq!((&at_a["status"], &at_a["conclusion"]), (&"completed".into(), &"cancelled".into()));
+    assert_eq!(output(at_a, "title"), "Cancelled", "{at_a:#}");
+    assert!(output(at_a, "summary").starts_with(&format!("superseded by {}", &b[..12])));
+    let at_b: Vec<&Value> = runs.iter().filter(|r| r["head_sha"] == b.as_str()).collect();
+    assert!(at_b.iter().all(|r| r["status"] == "queued"), "{at_b:#?}");
+}
+
 /// `check_run.rerequested` of the check run `run`, clicked by `sender`.
 fn rerequest_run(world: &World, run: &Value, sender: &str) -> Vec<u8> {
     let mut payload = world.fixture("check_run/rerequested", sender);

@@ -358,3 +358,31 @@ fn a_missing_or_bad_field_is_named() {
         r#"malformed push payload: sender.id: invalid type: string "x", expected i64"#
     );
 }
+
+#[test]
+fn triage_stores_what_parse_acts_on_and_answers_the_rest() {
+    let store = |action: Option<&str>| Triage::Store { action: action.map(String::from) };
+    let with = |action: &str| format!("{{\"action\":\"{action}\",\"x\":[1,{{}}]}}");
+    assert_eq!(triage("push", b"{\"ref\":\"refs/heads/main\"}"), Ok(store(None)));
+    assert_eq!(
+        triage("pull_request", with("synchronize").as_bytes()),
+        Ok(store(Some("synchronize")))
+    );
+    assert_eq!(triage("pull_request", with("closed").as_bytes()), Ok(Triage::Ignore));
+    assert_eq!(triage("check_run", with("rerequested").as_bytes()), Ok(store(Some("rerequested"))));
+    assert_eq!(triage("check_run", with("completed").as_bytes()), Ok(Triage::Ignore));
+    assert_eq!(triage("issue_comment", with("created").as_bytes()), Ok(store(Some("created"))));
+    assert_eq!(triage("issue_comment", with("edited").as_bytes()), Ok(Triage::Ignore));
+    assert_eq!(triage("deployment_status", with("created").as_bytes()), Ok(Triage::Ignore));
+    let added = with("added");
+    assert_eq!(triage("installation_repositories", added.as_bytes()), Ok(store(Some("added"))));
+    assert_eq!(triage("ping", b"{\"zen\":\"x\"}"), Ok(Triage::Ping));
+    // Every fixture is stored exactly when the parser makes something of it.
+    for (path, body, variant) in FIXTURES {
+        let event = path.split('/').next().unwrap();
+        let stored = matches!(triage(event, body), Ok(Triage::Store { .. }));
+        assert_eq!(stored, !matches!(*variant, "Ignored" | "Ping"), "{path}");
+    }
+    assert!(triage("push", b"{\"ref\": ").is_err());
+    assert!(triage("push", b"[1, 2]").is_err());
+}

@@ -1,10 +1,7 @@
-//! Repositories' privacy, the visible-runs filter and sessions.
+//! Repositories' privacy and the visible-runs filter.
 
-use std::time::Duration;
-
-use super::new_store;
-use super::runs::{insert, new_run};
 use crate::store::NewRun;
+use crate::store::tests::{insert, new_run, new_store};
 
 fn run_of(repo: &str) -> NewRun {
     NewRun { repo: repo.to_owned(), ..new_run(None, "test") }
@@ -33,20 +30,4 @@ async fn lists_show_public_and_readable_runs_only_and_unknown_is_private() {
     assert_eq!((known.private, known.installation_id), (true, None));
     assert_eq!(store.repository("acme/open").await.unwrap().unwrap().installation_id, Some(11));
     assert_eq!(store.known_installations().await.unwrap(), [11]);
-}
-
-#[tokio::test]
-async fn sessions_are_found_by_hash_until_they_expire_or_end() {
-    let (_dir, _path, store) = new_store().await;
-    let (a, b) = ([1; 32], [2; 32]);
-    store.create_session(a, "alice", "gho_a", Duration::from_secs(60)).await.unwrap();
-    store.create_session(b, "bob", "gho_b", Duration::ZERO).await.unwrap();
-    let found = store.session(a).await.unwrap().unwrap();
-    assert_eq!((found.login.as_str(), found.github_token.as_str()), ("alice", "gho_a"));
-    assert!(!format!("{found:?}").contains("gho_a"));
-    assert!(store.session(b).await.unwrap().is_none(), "expired");
-    assert!(store.session([3; 32]).await.unwrap().is_none());
-    assert!(store.delete_session(a).await.unwrap());
-    assert!(store.session(a).await.unwrap().is_none());
-    assert!(!store.delete_session(a).await.unwrap());
 }

@@ -1,3 +1,5 @@
+//! Keys from files and the agent: every algorithm, passphrases, and what is offered in which order.
+
 use std::cell::Cell;
 
 use russh::keys::ssh_key::LineEnding;

@@ -1,3 +1,5 @@
+//! `tether.toml` parsed: every key, its defaults, and the errors that name what is wrong.
+
 use super::*;
 use crate::core::fields::Platform;
 

@@ -2,9 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::new_store;
-use super::runs::{entry, new_run};
-use crate::store::{OutboxItem, Store};
+use crate::store::tests::{entry, new_run, new_store};
+use crate::store::{OutboxRow, Store};
 
 /// How far a retry is pushed in these tests.
 const BACKOFF: Duration = Duration::from_secs(60);
@@ -61,7 +60,7 @@ async fn a_retry_pushes_the_item_and_its_run_later_and_counts_attempts() {
     // "a2" waits behind "a1" though it is due itself.
     assert_eq!(due(&store, SystemTime::now(), 10).await, [item(3, "n1"), item(4, "b1")]);
     let retried = store.due_outbox(later, 1).await.unwrap().remove(0);
-    let expected = OutboxItem {
+    let expected = OutboxRow {
         id: 1,
         run_id: Some(1),
         kind: "a1".to_owned(),

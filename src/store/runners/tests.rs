@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{add, new_store, query_i64, runner};
+use crate::store::tests::{add, new_store, query_i64, runner};
 use crate::store::{NewRunner, RunnerRecord, Store};
 
 /// (owner, name, session) of every runner, in the order `runners()` gives.

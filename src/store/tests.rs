@@ -1,11 +1,5 @@
 //! The store against real SQLite files in temporary directories.
 
-mod access;
-mod deliveries;
-mod outbox;
-mod runners;
-mod runs;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,6 +55,34 @@ pub(super) async fn query_i64(store: &Store, sql: &'static str) -> i64 {
     value.await.unwrap()
 }
 
+/// A queued run of check `check` made by delivery `delivery`.
+pub(super) fn new_run(delivery: Option<&str>, check: &str) -> NewRun {
+    NewRun {
+        repo: "acme/widgets".to_owned(),
+        installation_id: Some(11),
+        sha: "0123abcd".to_owned(),
+        check: check.to_owned(),
+        event: "push".to_owned(),
+        sender: "alice".to_owned(),
+        pr_number: None,
+        thunk: r#"{"command":"make test"}"#.to_owned(),
+        thunk_id: "thunk-1".to_owned(),
+        delivery_id: delivery.map(str::to_owned),
+        rerun_of: None,
+        deployment_environment: None,
+        queue_deadline: at_ms(9_000),
+    }
+}
+
+pub(super) fn entry(kind: &str) -> OutboxEntry {
+    OutboxEntry { kind: kind.to_owned(), payload: format!("{{\"{kind}\":true}}") }
+}
+
+/// Inserts `run` with no outbox entries.
+pub(super) async fn insert(store: &Store, run: NewRun) -> i64 {
+    store.insert_run(run, Vec::new()).await.unwrap()
+}
+
 #[tokio::test]
 async fn open_migrates_and_reopening_is_idempotent() {
     let (_dir, path, store) = new_store().await;
@@ -93,7 +115,7 @@ async fn a_database_of_the_first_schema_is_migrated_with_its_rows() {
     assert_eq!(version, MIGRATIONS.len() as i64);
     assert_eq!(store.user_id("alice").await.unwrap(), Some(7));
     assert_eq!(store.runners().await.unwrap().len(), 1);
-    let run = store.insert_run(runs::new_run(Some("d1"), "test"), vec![runs::entry("create")]);
+    let run = store.insert_run(new_run(Some("d1"), "test"), vec![entry("create")]);
     assert_eq!(run.await.unwrap(), 1);
     assert_eq!(store.outbox_pending().await.unwrap(), 1);
     let problems = "SELECT count(*) FROM pragma_foreign_key_check";

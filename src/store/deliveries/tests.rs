@@ -2,8 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{at_ms, new_store, query_i64};
-use crate::store::{NewDelivery, Store};
+use crate::store::migrate::{self, MIGRATIONS};
+use crate::store::tests::{at_ms, new_store, query_i64};
+use crate::store::{DeliveryOutcome, NewDelivery, Store};
 
 fn delivery(id: &str, received_ms: u64) -> NewDelivery {
     NewDelivery {
@@ -62,39 +63,77 @@ async fn unprocessed_deliveries_are_oldest_first_until_finished() {
     assert_eq!(unprocessed_ids(&store, 10).await, ["a", "b", "c", "d"]);
     assert_eq!(unprocessed_ids(&store, 2).await, ["a", "b"]);
     let before = SystemTime::now() - Duration::from_millis(1);
-    store.finish_delivery("b", "processed").await.unwrap();
-    store.finish_delivery("a", "failed: no tether.toml").await.unwrap();
+    store.finish_delivery("b", DeliveryOutcome::Processed, "3 runs").await.unwrap();
+    store.finish_delivery("a", DeliveryOutcome::Failed, "no installation").await.unwrap();
     assert_eq!(unprocessed_ids(&store, 10).await, ["c", "d"]);
     let finished_ms = query_i64(&store, "SELECT processed_at_ms FROM deliveries WHERE id = 'b'");
     let finished = at_ms(finished_ms.await as u64);
     assert!(before <= finished && finished <= SystemTime::now(), "{finished:?}");
-    let failed =
-        "SELECT count(*) FROM deliveries WHERE id = 'a' AND outcome = 'failed: no tether.toml'";
+    let failed = "SELECT count(*) FROM deliveries
+                  WHERE id = 'a' AND outcome = 'failed' AND outcome_detail = 'no installation'";
     assert_eq!(query_i64(&store, failed).await, 1);
 }
 
 #[tokio::test]
-async fn outcome_counts_group_failures_and_count_pending() {
+async fn outcome_counts_are_by_outcome_whatever_the_detail() {
     let (_dir, _path, store) = new_store().await;
     let outcomes = [
-        ("a", Some("processed")),
-        ("b", Some("processed")),
-        ("c", Some("ignored")),
-        ("d", Some("failed: GitHub said 502")),
-        ("e", Some("failed: bad payload")),
+        ("a", Some((DeliveryOutcome::Processed, "3 runs"))),
+        ("b", Some((DeliveryOutcome::Processed, "no tether.toml"))),
+        ("c", Some((DeliveryOutcome::Ignored, "a deleted ref"))),
+        ("d", Some((DeliveryOutcome::Failed, "malformed push payload: after: missing field"))),
+        ("e", Some((DeliveryOutcome::Failed, "no installation in the payload"))),
         ("f", None),
     ];
     for (id, outcome) in outcomes {
         store.insert_delivery(delivery(id, 1_000)).await.unwrap();
-        if let Some(outcome) = outcome {
-            store.finish_delivery(id, outcome).await.unwrap();
+        if let Some((outcome, detail)) = outcome {
+            store.finish_delivery(id, outcome, detail).await.unwrap();
         }
     }
     let counts = store.delivery_outcome_counts().await.unwrap();
-    let expected = [("failed", 2), ("ignored", 1), ("pending", 1), ("processed", 2)];
-    let expected: Vec<(String, u64)> =
-        expected.iter().map(|(outcome, n)| (outcome.to_string(), *n)).collect();
+    let expected = [
+        (None, 1),
+        (Some(DeliveryOutcome::Processed), 2),
+        (Some(DeliveryOutcome::Ignored), 1),
+        (Some(DeliveryOutcome::Failed), 2),
+    ];
     assert_eq!(counts, expected);
+}
+
+/// Migration 0003 splits the outcomes written before it into the word and its detail.
+#[tokio::test]
+async fn outcomes_written_before_0003_are_split_into_word_and_detail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    migrate::apply(&mut conn, &MIGRATIONS[..2]).unwrap();
+    let old = [
+        ("a", "processed: 3 runs"),
+        ("b", "processed"),
+        ("c", "ignored: pull_request closed"),
+        ("d", "failed: malformed push payload: after: missing field"),
+        ("e", "weird"),
+    ];
+    for (id, outcome) in old {
+        conn.execute(
+            "INSERT INTO deliveries (id, event, payload, received_at_ms, outcome, processed_at_ms)
+             VALUES (?1, 'push', X'', 1, ?2, 2)",
+            (id, outcome),
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let store = Store::open(&path).await.unwrap();
+    let split = "SELECT group_concat(outcome || '|' || coalesce(outcome_detail, '-'), ';')
+                 FROM (SELECT * FROM deliveries ORDER BY id)";
+    let split = store.worker.call(move |conn| conn.query_row(split, [], |row| row.get(0)));
+    let split: String = split.await.unwrap();
+    assert_eq!(
+        split,
+        "processed|3 runs;processed|-;ignored|pull_request closed;\
+         failed|malformed push payload: after: missing field;failed|weird"
+    );
 }
 
 #[tokio::test]
@@ -115,7 +154,7 @@ async fn payloads_of_deliveries_finished_before_the_cutoff_are_dropped_and_their
     for id in ["done", "pending"] {
         store.insert_delivery(delivery(id, 1_000)).await.unwrap();
     }
-    store.finish_delivery("done", "processed").await.unwrap();
+    store.finish_delivery("done", DeliveryOutcome::Processed, "1 run").await.unwrap();
     let a_day_ago = SystemTime::now() - Duration::from_secs(86_400);
     assert_eq!(store.drop_old_payloads(a_day_ago).await.unwrap(), 0);
     let soon = SystemTime::now() + Duration::from_secs(1);

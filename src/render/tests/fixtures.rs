@@ -1,12 +1,12 @@
 //! The renderer on output recorded from real tools (`tests/fixtures/logs/`, see its README).
 
-use super::tests::{render, render_chunks};
+use super::{render, render_chunks};
 
-const CARGO: &[u8] = include_bytes!("../../tests/fixtures/logs/cargo-build-error.log");
-const GIT_LOG: &[u8] = include_bytes!("../../tests/fixtures/logs/git-log-graph.log");
-const GIT_DIFF: &[u8] = include_bytes!("../../tests/fixtures/logs/git-diff.log");
-const LS: &[u8] = include_bytes!("../../tests/fixtures/logs/ls-color.log");
-const PROGRESS: &[u8] = include_bytes!("../../tests/fixtures/logs/progress-bar.log");
+const CARGO: &[u8] = include_bytes!("../../../tests/fixtures/logs/cargo-build-error.log");
+const GIT_LOG: &[u8] = include_bytes!("../../../tests/fixtures/logs/git-log-graph.log");
+const GIT_DIFF: &[u8] = include_bytes!("../../../tests/fixtures/logs/git-diff.log");
+const LS: &[u8] = include_bytes!("../../../tests/fixtures/logs/ls-color.log");
+const PROGRESS: &[u8] = include_bytes!("../../../tests/fixtures/logs/progress-bar.log");
 const ALL: [&[u8]; 5] = [CARGO, GIT_LOG, GIT_DIFF, LS, PROGRESS];
 
 fn lines(log: &[u8]) -> Vec<String> {

@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 
-use super::tests::{amplification, render, render_chunks};
-use super::{Line, Renderer, line_markup};
+use super::{amplification, render, render_chunks};
+use crate::render::{Line, Renderer, line_markup};
 
 /// Pieces of a log: bytes biased toward what makes escapes, markup and line edits, and whole
 /// tokens that random bytes would rarely spell.

@@ -1,0 +1,134 @@
+//! One run on its runner: started, its events streamed into its log, and its end recorded.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::Dispatcher;
+use crate::core::run::RunEnd;
+use crate::core::{EventContext, RunEvent};
+use crate::engine::StoredThunk;
+use crate::engine::ends::Ending;
+use crate::engine::live::LivePublisher;
+use crate::engine::runlog::RunLog;
+use crate::exec::RunSpec;
+use crate::runner::RunnerError;
+use crate::runner::client::RunEvents;
+use crate::ssh::server::LiveRunner;
+use crate::store::RunRecord;
+
+/// How many times a run is offered to a runner that says it is busy.
+const BUSY_RETRIES: u32 = 10;
+const BUSY_RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// How a followed run stopped.
+enum Stopped {
+    /// With an end to record.
+    Ended(RunEnd),
+    /// Its stream failed, for this reason.
+    Lost(String),
+}
+
+impl Dispatcher {
+    /// Runs `run` on `runner` in a task of its own, in flight until its end is recorded.
+    pub(super) fn launch(
+        self: &Arc<Self>,
+        run: RunRecord,
+        stored: StoredThunk,
+        runner: LiveRunner,
+        token: Option<String>,
+        live: LivePublisher,
+    ) {
+        let cancelled = self.active.add(run.id, &runner.owner, &runner.name);
+        let dispatcher = self.clone();
+        tokio::spawn(async move {
+            let id = run.id;
+            let ran = dispatcher.execute(&run, stored, runner, token, cancelled, live).await;
+            if let Err(e) = ran {
+                tracing::error!(run = id, error = format!("{e:#}"), "a run failed to complete");
+            }
+            dispatcher.active.remove(id);
+            dispatcher.deps.wake.notify_one();
+        });
+    }
+
+    /// Runs one run on its runner and records the end.
+    async fn execute(
+        &self,
+        run: &RunRecord,
+        stored: StoredThunk,
+        runner: LiveRunner,
+        token: Option<String>,
+        cancelled: oneshot::Receiver<RunEnd>,
+        live: LivePublisher,
+    ) -> anyhow::Result<()> {
+        let spec = RunSpec {
+            thunk: stored.thunk,
+            clone_token: token,
+            run_id: run.id.to_string(),
+            event: EventContext { kind: run.event.clone(), repo: run.repo.clone() },
+        };
+        let mut client = runner.client.clone();
+        let mut end = RunEnd::RunnerBusy;
+        for _ in 0..BUSY_RETRIES {
+            match client.run(&spec).await {
+                Err(RunnerError::Busy(_)) => tokio::time::sleep(BUSY_RETRY_DELAY).await,
+                Err(e) => {
+                    end = RunEnd::RunnerError(format!("{:#}", anyhow::Error::new(e)));
+                    break;
+                }
+                Ok(events) => return self.follow(run, events, cancelled, live).await,
+            }
+        }
+        self.ends.finish(Ending { run, end, log_tail: "" }).await
+    }
+
+    /// Streams a run's events into its log until it ends, is cancelled, or its runner is lost,
+    /// and records the end.
+    async fn follow(
+        &self,
+        run: &RunRecord,
+        mut events: RunEvents,
+        cancelled: oneshot::Receiver<RunEnd>,
+        live: LivePublisher,
+    ) -> anyhow::Result<()> {
+        let mut log = RunLog::open(&self.deps.logs, live, self.deps.log_max_bytes).await?;
+        // A cancel's sender lives as long as the run is in flight, so it is never dropped first.
+        let cancelled = async {
+            match cancelled.await {
+                Ok(end) => end,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::pin!(cancelled);
+        let stopped = loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(RunEvent::Output { data, at, .. })) => log.push(&data, at).await?,
+                    Some(Ok(RunEvent::Finished(finished))) => {
+                        break Stopped::Ended(RunEnd::Finished(finished));
+                    }
+                    // Steps are not stored yet; they must not end the run.
+                    Some(Ok(RunEvent::Started { .. } | RunEvent::Step(_))) => {}
+                    Some(Err(e)) => break Stopped::Lost(format!("{:#}", anyhow::Error::new(e))),
+                    None => break Stopped::Lost("the stream ended without a result".into()),
+                },
+                end = &mut cancelled => {
+                    drop(events);
+                    break Stopped::Ended(end);
+                }
+            }
+        };
+        let (tail, _live) = log.finish().await?;
+        let end = match stopped {
+            Stopped::Ended(end) => end,
+            // The server is stopping and cut the stream itself: the run stays in progress, and
+            // the next start ends it as lost to the restart (`recover`).
+            Stopped::Lost(_) if self.deps.gateway.is_closing() => return Ok(()),
+            Stopped::Lost(why) => RunEnd::RunnerLost(why),
+        };
+        let log_tail = tail.text();
+        self.ends.finish(Ending { run, end, log_tail: &log_tail }).await
+    }
+}
