@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::{Store, StoreError, count, limit, millis, now_ms, system_time};
 
@@ -79,6 +79,16 @@ impl Store {
     /// Deliveries not yet finished, oldest first.
     pub async fn unprocessed_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         self.worker.call(move |conn| unprocessed(conn, limit)).await
+    }
+
+    /// The stored delivery with this id, finished or not.
+    pub async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let id = id.to_owned();
+        let one = move |conn: &mut Connection| {
+            let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1");
+            conn.query_row(&sql, [&id], delivery).optional()
+        };
+        self.worker.call(one).await
     }
 
     /// Unfinished deliveries whose next attempt is due at `now`, oldest first: one waiting for
