@@ -95,11 +95,13 @@ impl Outbox {
         };
         match failure.decide() {
             AfterFailure::RetryAt(next) => {
+                let retry_in = next.duration_since(failure.now).unwrap_or_default();
                 tracing::warn!(
                     item = row.id,
                     kind = row.kind,
                     attempts,
                     error = text,
+                    ?retry_in,
                     "a GitHub write failed; it will be retried"
                 );
                 self.store.outbox_retry(row.id, &text, next).await?;
