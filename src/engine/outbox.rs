@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
 use super::item::{CheckRunUpdate, OutboxItem};
-use super::{Links, Stop};
+use super::{Links, Stop, StoredThunk};
 use crate::core::config::CONFIG_FILE;
 use crate::core::report;
 use crate::core::run::Conclusion;
@@ -135,13 +135,19 @@ impl Outbox {
 
     async fn create_check_run(&self, row: &OutboxRow) -> anyhow::Result<()> {
         let (run, installation) = self.outbox_run(row).await?;
-        let queued = report::queued(&run.sender, &self.links.connect_command(&run.sender));
+        let held = serde_json::from_str::<StoredThunk>(&run.thunk).is_ok_and(|t| t.held);
+        let queued = if held {
+            report::fork_waiting(&run.sender)
+        } else {
+            report::queued(&run.sender, &self.links.connect_command(&run.sender))
+        };
         let write = CheckRunWrite {
             status: CheckStatus::Queued,
             started_at: None,
             conclusion: None,
             completed_at: None,
             output: Some(output(queued)),
+            actions: Some(vec![report::CANCEL_ACTION]),
             ..self.check_run_of(&run)
         };
         let id = self.create_once(row, installation, &run.repo, &write).await?;
@@ -161,6 +167,7 @@ impl Outbox {
             conclusion: None,
             completed_at: None,
             output: None,
+            actions: None,
         }
     }
 
@@ -176,15 +183,19 @@ impl Outbox {
             return Ok(());
         };
         let write = match update {
-            CheckRunUpdate::InProgress { started_at } => {
-                CheckRunWrite { started_at: Some(started_at), ..self.check_run_of(&run) }
-            }
+            CheckRunUpdate::InProgress { started_at } => CheckRunWrite {
+                started_at: Some(started_at),
+                actions: Some(vec![report::CANCEL_ACTION]),
+                ..self.check_run_of(&run)
+            },
             CheckRunUpdate::Completed { conclusion, completed_at, title, summary, text } => {
                 CheckRunWrite {
                     status: CheckStatus::Completed,
                     conclusion: Some(check_conclusion(conclusion)),
                     completed_at: Some(completed_at),
                     output: Some(CheckOutputWrite { title, summary, text }),
+                    // A finished run has nothing to cancel: the button goes.
+                    actions: Some(Vec::new()),
                     ..self.check_run_of(&run)
                 }
             }
@@ -217,6 +228,7 @@ impl Outbox {
                 summary: report::limit(&format!("```\n{message}\n```"), ""),
                 text: None,
             }),
+            actions: None,
         };
         self.create_once(row, installation, repo, &write).await?;
         Ok(())
