@@ -211,3 +211,42 @@ async fn the_sender_signs_in_with_chromium_and_cancels_a_run_from_its_page() {
     assert!(browser.wait_for(LONG, shown).await, "{}", browser.dom().await);
     browser.screenshot("cancelled-run").await;
 }
+
+/// A fork's pull request `number` at `sha`, authored by alice, the event sent by `sender`.
+fn fork_pull_request(world: &World, action: &str, sender: &str, sha: &str) -> Vec<u8> {
+    let mut payload: Value =
+        serde_json::from_slice(&world.pull_request_payload(action, 9, sha)).unwrap();
+    payload["sender"] = world.fixture(&format!("pull_request/{action}"), sender)["sender"].clone();
+    payload["pull_request"]["user"]["login"] = "alice".into();
+    payload["pull_request"]["head"]["repo"]["id"] = 999_999.into();
+    payload["pull_request"]["head"]["repo"]["full_name"] = "alice/repo".into();
+    serde_json::to_vec(&payload).unwrap()
+}
+
+#[tokio::test]
+async fn a_maintainer_reopening_a_forks_pull_request_runs_nothing_on_their_runner() {
+    let world = World::new().await;
+    world.github.set_permission(REPO, "bob", "maintain");
+    let _bob = world.connect_runner_of("bob").await;
+    let sha = world.commit_config("[checks.fork]\nrun = \"echo from the fork\"\n");
+    let reopened = fork_pull_request(&world, "reopened", "bob", &sha);
+    assert_eq!(world.deliver("pull_request", "fork-1", &reopened).await.0, 202);
+    let runs = world.wait_for_check_runs(LONG, |rs| rs.len() == 1).await;
+    assert_eq!(runs[0]["status"], "queued", "{runs:#?}");
+    assert!(output(&runs[0], "summary").contains("`/run`"), "{:#}", runs[0]);
+
+    // The author's own push runs, on the author's runner; bob's still ran nothing.
+    let _alice = world.connect_runner_of("alice").await;
+    let sha2 = world.commit_config("[checks.fork]\nrun = \"echo from the author\"\n");
+    let pushed = fork_pull_request(&world, "synchronize", "alice", &sha2);
+    assert_eq!(world.deliver("pull_request", "fork-2", &pushed).await.0, 202);
+    let ran = |rs: &[Value]| {
+        rs.iter().any(|r| r["head_sha"] == sha2.as_str() && r["conclusion"] == "success")
+    };
+    let runs = world.wait_for_check_runs(LONG, ran).await;
+    assert!(ran(&runs), "{runs:#?}");
+    let authors = runs.iter().find(|r| r["head_sha"] == sha2.as_str()).unwrap();
+    assert!(output(authors, "summary").contains("alice/laptop"), "{authors:#}");
+    let held = runs.iter().find(|r| r["head_sha"] == sha.as_str()).unwrap();
+    assert!(!output(held, "summary").contains("bob/laptop"), "{held:#}");
+}
