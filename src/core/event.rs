@@ -9,6 +9,8 @@ pub struct Repo {
     pub full_name: String,
     pub clone_url: String,
     pub default_branch: String,
+    /// `repository.private`: who may see the repository's runs follows it.
+    pub private: bool,
 }
 
 /// A GitHub user.
@@ -27,12 +29,55 @@ pub enum Event {
     CheckRun(CheckRun),
     IssueComment(IssueComment),
     Installation(Installation),
+    /// `repository` `privatized` or `publicized`: the repository's privacy changed.
+    Visibility(Visibility),
     Ping,
     /// An event or action tether does not act on; answered 202 and ignored.
     Ignored {
         event: String,
         action: Option<String>,
     },
+}
+
+/// A repository made private or public.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    pub full_name: String,
+    pub private: bool,
+    pub installation: Option<i64>,
+}
+
+/// What a delivery says of its repository's privacy, to be recorded before it is acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Privacy<'a> {
+    pub full_name: &'a str,
+    pub private: bool,
+    pub installation: Option<i64>,
+}
+
+impl<'a> Privacy<'a> {
+    fn of(repo: &'a Repo, installation: Option<i64>) -> Privacy<'a> {
+        Privacy { full_name: &repo.full_name, private: repo.private, installation }
+    }
+}
+
+impl Event {
+    /// The repository's privacy as this delivery states it, when it names a repository.
+    pub fn privacy(&self) -> Option<Privacy<'_>> {
+        match self {
+            Event::Push(e) => Some(Privacy::of(&e.repo, e.installation)),
+            Event::PullRequest(e) => Some(Privacy::of(&e.repo, e.installation)),
+            Event::CheckSuite(e) => Some(Privacy::of(&e.repo, e.installation)),
+            Event::CheckRun(e) => Some(Privacy::of(&e.repo, e.installation)),
+            Event::IssueComment(e) => Some(Privacy::of(&e.repo, e.installation)),
+            Event::Visibility(v) => Some(Privacy {
+                full_name: &v.full_name,
+                private: v.private,
+                installation: v.installation,
+            }),
+            Event::Installation(_) | Event::Ping | Event::Ignored { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +216,7 @@ mod tests {
             full_name: "o/r".into(),
             clone_url: "u".into(),
             default_branch: "main".into(),
+            private: false,
         };
         let pr = |sender: &str, from_fork: bool| PullRequest {
             action: PullRequestAction::Reopened,

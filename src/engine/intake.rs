@@ -189,6 +189,14 @@ impl Intake {
             Err(e) => return Ok(Outcome::failed(e.to_string())),
         };
         let id = delivery.id.as_str();
+        if let Some(privacy) = event.privacy() {
+            self.store
+                .record_repository(privacy.full_name, privacy.private, privacy.installation)
+                .await
+                .map_err(|e| {
+                    Retry(anyhow::Error::new(e).context("recording the repository's privacy"))
+                })?;
+        }
         match event {
             Event::Push(push) => {
                 if push.deleted || crate::core::event::is_null_commit(&push.after) {
@@ -209,6 +217,9 @@ impl Intake {
             Event::CheckSuite(suite) => self.on_check_suite(&suite, id).await,
             Event::IssueComment(comment) => self.on_comment(&comment, id).await,
             Event::Installation(installation) => self.on_installation(&installation).await,
+            Event::Visibility(v) => {
+                Ok(Outcome::processed(if v.private { "made private" } else { "made public" }))
+            }
             Event::Ping => Ok(Outcome::processed("ping")),
             Event::Ignored { event, action } => {
                 Ok(Outcome::ignored(format!("{event} {}", action.unwrap_or_default())))

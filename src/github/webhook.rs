@@ -28,6 +28,7 @@ enum Handled {
     IssueCommentCreated,
     Installation,
     InstallationRepositories,
+    Repository { private: bool },
     Ping,
 }
 
@@ -43,6 +44,8 @@ fn handled(event: &str, action: Option<&str>) -> Option<Handled> {
         ("issue_comment", Some("created")) => Handled::IssueCommentCreated,
         ("installation", _) => Handled::Installation,
         ("installation_repositories", _) => Handled::InstallationRepositories,
+        ("repository", Some("privatized")) => Handled::Repository { private: true },
+        ("repository", Some("publicized")) => Handled::Repository { private: false },
         ("ping", _) => Handled::Ping,
         _ => return None,
     })
@@ -102,6 +105,7 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, MalformedPayload> {
         Handled::IssueCommentCreated => issue_comment(read.body()?),
         Handled::Installation => installation(read.body()?),
         Handled::InstallationRepositories => installation_repositories(read.body()?),
+        Handled::Repository { private } => visibility(private, read.body()?),
         Handled::Ping => Event::Ping,
     })
 }
@@ -151,12 +155,19 @@ struct RepoBody {
     clone_url: String,
     // Push payloads also carry `master_branch`, the same value under an older name.
     default_branch: String,
+    /// Missing counts as private: a repository whose privacy is not known is hidden.
+    #[serde(default = "unknown_is_private")]
+    private: bool,
+}
+
+fn unknown_is_private() -> bool {
+    true
 }
 
 impl From<RepoBody> for Repo {
     fn from(repo: RepoBody) -> Repo {
-        let RepoBody { id, full_name, clone_url, default_branch } = repo;
-        Repo { id, full_name, clone_url, default_branch }
+        let RepoBody { id, full_name, clone_url, default_branch, private } = repo;
+        Repo { id, full_name, clone_url, default_branch, private }
     }
 }
 
@@ -442,3 +453,24 @@ fn installation_repositories(body: InstallationRepositoriesBody) -> Event {
 
 #[cfg(test)]
 mod tests;
+
+#[derive(Deserialize)]
+struct VisibilityBody {
+    repository: NamedRepo,
+    installation: Option<InstallationId>,
+}
+
+#[derive(Deserialize)]
+struct NamedRepo {
+    full_name: String,
+}
+
+/// `repository` `privatized`/`publicized`: the action says which, whatever else the payload
+/// holds.
+fn visibility(private: bool, body: VisibilityBody) -> Event {
+    Event::Visibility(crate::core::event::Visibility {
+        full_name: body.repository.full_name,
+        private,
+        installation: body.installation.map(|i| i.id),
+    })
+}

@@ -361,3 +361,52 @@ async fn a_session_ends_when_github_refuses_its_token_and_outlives_an_outage() {
     let home = bob.get(&server, "/").await;
     assert!(!home.body.contains("<span class=\"login\">"), "{}", home.body);
 }
+
+/// GitHub's `repository` event: the world's repository, sender and installation, as the
+/// recorded push carries them, under `action`.
+fn repository_event(world: &World, action: &str) -> Vec<u8> {
+    let mut payload = world.fixture("push/with-installation", "alice");
+    let keep = ["repository", "sender", "installation"];
+    payload.as_object_mut().unwrap().retain(|k, _| keep.contains(&k.as_str()));
+    payload["action"] = action.into();
+    payload["repository"]["private"] = (action == "privatized").into();
+    serde_json::to_vec(&payload).unwrap()
+}
+
+/// Polls until an anonymous visitor gets `status` for run `id`'s page.
+async fn until_anonymous_gets(world: &World, id: &str, status: u16) -> bool {
+    let deadline = tokio::time::Instant::now() + LONG;
+    while tokio::time::Instant::now() < deadline {
+        let page = Session::default().get(&world.server.http_url, &format!("/runs/{id}")).await;
+        if page.status == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn privacy_follows_the_webhooks_and_privatized_and_publicized_apply_at_once() {
+    // A public repository's run, public because its push said `private: false`.
+    let world = World::new().await;
+    let connected = world.connect_runner_of("alice").await;
+    let sha = world.commit_config("[checks.hello]\nrun = \"echo a public log\"\n");
+    world.deliver("push", "public-1", &world.push_payload(&sha)).await;
+    let done = |rs: &[Value]| rs.len() == 1 && rs[0]["status"] == "completed";
+    let runs = world.wait_for_check_runs(LONG, done).await;
+    drop(connected);
+    let id = runs[0]["external_id"].as_str().unwrap().to_string();
+    assert!(until_anonymous_gets(&world, &id, 200).await, "the public run is shown");
+
+    world.github.set_private(REPO);
+    let (status, _) =
+        world.deliver("repository", "made-private", &repository_event(&world, "privatized")).await;
+    assert_eq!(status, 202);
+    assert!(until_anonymous_gets(&world, &id, 404).await, "privatized hides the run");
+    assert_hidden(&world, &mut Session::default(), &id, "anonymous after privatized").await;
+
+    world.github.set_public(REPO);
+    world.deliver("repository", "made-public", &repository_event(&world, "publicized")).await;
+    assert!(until_anonymous_gets(&world, &id, 200).await, "publicized shows it again");
+}

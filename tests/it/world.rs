@@ -44,12 +44,10 @@ impl World {
     pub async fn with_process(extra: &[&str], process: ProcessSetup) -> World {
         let github = FakeGitHub::start().await;
         github.add_installation(INSTALLATION, &[REPO]);
-        let world = World::with_app(github, &EXTERNAL_FLAGS, extra, process).await;
-        world.seed_privacy(false).await;
-        world
+        World::with_app(github, &EXTERNAL_FLAGS, extra, process).await
     }
 
-    /// A world whose `octo/repo` is private, on GitHub and in the server's store.
+    /// A world whose `octo/repo` is private on GitHub, so in its webhooks too.
     pub async fn private() -> World {
         World::private_with(&EXTERNAL_FLAGS, &[]).await
     }
@@ -69,18 +67,7 @@ impl World {
         let github = FakeGitHub::start().await;
         github.add_installation(INSTALLATION, &[REPO]);
         github.set_private(REPO);
-        let world = World::with_app(github, external, extra, ProcessSetup::default()).await;
-        world.seed_privacy(true).await;
-        world
-    }
-
-    /// Records `octo/repo`'s privacy in the server's store, as the intake will from webhooks'
-    /// `repository.private`. Temporary: until the webhook wiring lands (another branch), the
-    /// tests say it through `Store::record_repository`, on the server's own SQLite file.
-    pub async fn seed_privacy(&self, private: bool) {
-        let store =
-            tether::store::Store::open(&self.server.data_dir.join("tether.db")).await.unwrap();
-        store.record_repository(REPO, private, Some(INSTALLATION)).await.unwrap();
+        World::with_app(github, external, extra, ProcessSetup::default()).await
     }
 
     /// The app's flags, its OAuth client's, `external`'s and `extra`.
@@ -193,6 +180,9 @@ impl World {
         payload["repository"]["full_name"] = REPO.into();
         payload["repository"]["clone_url"] = self.repo.file_url().into();
         payload["repository"]["default_branch"] = "main".into();
+        // As on GitHub, every payload says whether the repository is private; the server's
+        // visibility follows it.
+        payload["repository"]["private"] = self.github.is_private(REPO).into();
         let id = USERS.iter().find(|(login, _)| *login == sender).map_or(1, |(_, id)| *id);
         payload["sender"]["login"] = sender.into();
         payload["sender"]["id"] = id.into();

@@ -49,6 +49,7 @@ fn variant(event: &Event) -> &'static str {
         Event::CheckRun(_) => "CheckRun",
         Event::IssueComment(_) => "IssueComment",
         Event::Installation(_) => "Installation",
+        Event::Visibility(_) => "Visibility",
         Event::Ping => "Ping",
         Event::Ignored { .. } => "Ignored",
     }
@@ -71,6 +72,7 @@ fn hello_world() -> Repo {
         full_name: "Codertocat/Hello-World".into(),
         clone_url: "https://github.com/Codertocat/Hello-World.git".into(),
         default_branch: "master".into(),
+        private: false,
     }
 }
 
@@ -230,6 +232,7 @@ fn check_run_rerequested() {
             // This fixture's clone URL is http, not https: taken as GitHub sends it.
             clone_url: "http://github.com/github/hello-world.git".into(),
             default_branch: "master".into(),
+            private: false,
         },
         sender: User { id: 5346, login: "octocat".into() },
         installation: Some(1),
@@ -405,4 +408,47 @@ fn triage_stores_what_parse_acts_on_and_answers_the_rest() {
     }
     assert!(triage("push", b"{\"ref\": ").is_err());
     assert!(triage("push", b"[1, 2]").is_err());
+}
+
+#[test]
+fn every_repository_event_says_its_privacy_and_unknown_is_private() {
+    let body = fixture!("push/with-new-branch.payload.json");
+    let public = parse("push", body).unwrap();
+    assert_eq!(
+        public.privacy().map(|p| (p.full_name.to_string(), p.private)),
+        Some(("Codertocat/Hello-World".into(), false))
+    );
+    let private =
+        parse("push", &edited(body, |v| v["repository"]["private"] = true.into())).unwrap();
+    assert!(private.privacy().unwrap().private);
+    let unknown = edited(body, |v| {
+        v["repository"].as_object_mut().unwrap().remove("private");
+    });
+    assert!(parse("push", &unknown).unwrap().privacy().unwrap().private, "unknown is private");
+}
+
+#[test]
+fn repository_privatized_and_publicized_say_so_whatever_else_the_payload_holds() {
+    // GitHub's `repository` event carries the repository, sender and installation as a push
+    // does: the recorded push lends them, under the documented actions.
+    let push = fixture!("push/with-installation.payload.json");
+    let as_event = |action: &str| {
+        edited(push, |v| {
+            let keep = ["repository", "sender", "installation"];
+            v.as_object_mut().unwrap().retain(|k, _| keep.contains(&k.as_str()));
+            v["action"] = action.into();
+        })
+    };
+    for (action, private) in [("privatized", true), ("publicized", false)] {
+        let event = parse("repository", &as_event(action)).unwrap();
+        let Event::Visibility(v) = &event else { panic!("{action}: {event:?}") };
+        assert_eq!(v.private, private, "{action}");
+        assert_eq!(v.full_name, "Codertocat/Hello-World");
+        assert!(v.installation.is_some());
+        assert_eq!(
+            triage("repository", &as_event(action)).unwrap(),
+            Triage::Store { action: Some(action.into()) }
+        );
+    }
+    assert_eq!(triage("repository", &as_event("renamed")).unwrap(), Triage::Ignore);
 }

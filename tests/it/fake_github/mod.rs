@@ -228,6 +228,16 @@ impl FakeGitHub {
         self.state().oauth.private.insert(repo.to_string());
     }
 
+    /// Makes `repo` public again.
+    pub fn set_public(&self, repo: &str) {
+        self.state().oauth.private.remove(repo);
+    }
+
+    /// Whether `repo` is private, as its webhooks' `repository.private` says.
+    pub fn is_private(&self, repo: &str) -> bool {
+        self.state().oauth.private.contains(repo)
+    }
+
     /// While down, every request answers 500, like a GitHub outage.
     pub fn set_down(&self, down: bool) {
         self.state().down = down;
