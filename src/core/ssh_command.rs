@@ -15,6 +15,8 @@ pub const COMMAND_WORDS_MAX: usize = 2;
 const RUN_ID_MAX_DIGITS: usize = 18;
 /// Exit status of a refusal: an unknown command, or a run that does not exist or may not be read.
 pub const EXIT_REFUSED: u32 = 2;
+/// Exit status of a command its reader interrupted with Ctrl-C, as a shell says SIGINT.
+pub const EXIT_INTERRUPTED: u32 = 130;
 /// Exit status when the server could not answer (its store or GitHub failed).
 pub const EXIT_FAILED: u32 = 1;
 

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::commands::CommandDeps;
 use super::keyring::Keyring;
 use crate::core::RunnerInfo;
 use crate::github::UserLookups;
@@ -68,6 +69,8 @@ struct Inner {
     runners_changed: Arc<tokio::sync::Notify>,
     /// Set once the server has begun closing every session to stop.
     closing: AtomicBool,
+    /// What people's commands read; set once by the server (not in benches).
+    commands: std::sync::OnceLock<CommandDeps>,
 }
 
 impl Gateway {
@@ -88,6 +91,7 @@ impl Gateway {
             runners: Mutex::default(),
             runners_changed: Arc::default(),
             closing: AtomicBool::new(false),
+            commands: std::sync::OnceLock::new(),
         };
         Gateway { inner: Arc::new(inner) }
     }
@@ -104,6 +108,23 @@ impl Gateway {
     /// The server's external URL, when it has one to give out.
     pub fn external_url(&self) -> Option<&str> {
         self.inner.external_url.as_deref()
+    }
+
+    /// Gives the gateway what people's commands read (`runs`, `logs`…); once.
+    pub fn serve_commands(&self, deps: CommandDeps) {
+        let _ = self.inner.commands.set(deps);
+    }
+
+    pub(super) fn command_deps(&self) -> Option<CommandDeps> {
+        self.inner.commands.get().cloned()
+    }
+
+    /// The page of run `id`: `EXTERNAL_URL/runs/ID`, or `run ID` without an external URL.
+    pub fn run_link(&self, id: i64) -> String {
+        match self.external_url() {
+            Some(url) => format!("{}/runs/{id}", url.trim_end_matches('/')),
+            None => format!("run {id}"),
+        }
     }
 
     pub fn keyring(&self) -> &Keyring {
