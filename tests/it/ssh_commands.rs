@@ -165,3 +165,31 @@ async fn a_private_run_is_refused_to_a_stranger_exactly_as_a_missing_one() {
     assert_eq!((repo.status.code(), unknown.status.code()), (Some(2), Some(2)));
     assert_eq!(text(&repo.stderr).replace(REPO, "R"), text(&unknown.stderr).replace("octo/nothing", "R"));
 }
+
+#[tokio::test]
+async fn an_open_ssh_r_session_shows_each_of_its_runs_as_it_starts_and_ends() {
+    use tokio::io::AsyncBufReadExt;
+    let world = World::new().await;
+    let git_config = world.dir.path().join("gitconfig");
+    let redirect =
+        format!("[url \"{}\"]\n\tinsteadOf = https://github.com/{REPO}.git\n", world.repo.file_url());
+    std::fs::write(&git_config, redirect).unwrap();
+    let env = [("GIT_CONFIG_GLOBAL", git_config.to_str().unwrap())];
+    let runner = crate::harness::Runner::start_with_env(&["--name", "laptop"], &env).await;
+    let forward = format!("/laptop:{}", runner.socket.display());
+    let known_hosts = world.dir.path().join("known_hosts-open");
+    let mut session = ssh(&world.server, world.key("alice"), "alice", &known_hosts, &["-R", &forward])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(session.stdout.take().unwrap()).lines();
+    let mut next = async || tokio::time::timeout(LIMIT, lines.next_line()).await.unwrap().unwrap().unwrap();
+    while !next().await.starts_with("tether: runner laptop is registered") {}
+    let runs = ran(&world, "[checks.fine]\nrun = \"true\"\n", "open-1", 1).await;
+    let link = format!("https://ci.example.com/runs/{}", id_of(&runs, "fine"));
+    assert_eq!(next().await, format!("run started: fine on {REPO}  {link}"));
+    let ended = next().await;
+    assert!(ended.starts_with(&format!("run passed: fine on {REPO} in ")), "{ended}");
+    assert!(ended.ends_with(&format!("  {link}")), "{ended}");
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use super::commands::CommandDeps;
 use super::keyring::Keyring;
 use crate::core::RunnerInfo;
+use crate::core::ssh_command;
 use crate::github::UserLookups;
 use crate::runner::RunnerClient;
 use crate::store::{NewRunner, Store};
@@ -178,6 +179,39 @@ impl Gateway {
         let entry = sessions.get_mut(id)?;
         let shell = entry.shell?;
         entry.announced.insert(name.to_string()).then(|| (entry.handle.clone(), shell))
+    }
+
+    /// Where to tell session `id` about its runners' runs: its open shell, if it has one.
+    fn shell_of(&self, id: &str) -> Option<(russh::server::Handle, Shell)> {
+        let sessions = self.inner.sessions.lock().expect("sessions lock poisoned");
+        let entry = sessions.get(id)?;
+        Some((entry.handle.clone(), entry.shell?))
+    }
+
+    /// Says on the open shell of `runner`'s session (`ssh -R …` without `-N`) that `run` starts
+    /// on it, in the background.
+    pub fn run_started(&self, runner: &LiveRunner, run: &crate::store::RunRecord) {
+        let Some((handle, shell)) = self.shell_of(&runner.session) else { return };
+        let line = ssh_command::session_run_started(&run.check, &run.repo, &self.run_link(run.id));
+        tokio::spawn(async move {
+            let _ = handle.data(shell.channel, shell.line(&line)).await;
+        });
+    }
+
+    /// Says on the open shell of `runner`'s session how run `id` ended, as stored.
+    pub fn run_ended(&self, runner: &LiveRunner, id: i64) {
+        let Some((handle, shell)) = self.shell_of(&runner.session) else { return };
+        let (store, link) = (self.inner.store.clone(), self.run_link(id));
+        tokio::spawn(async move {
+            let Ok(Some(run)) = store.run(id).await else { return };
+            let Some(conclusion) = run.conclusion else { return };
+            let took = match (run.started_at, run.finished_at) {
+                (Some(start), Some(end)) => end.duration_since(start).unwrap_or_default(),
+                _ => std::time::Duration::ZERO,
+            };
+            let line = ssh_command::session_run_ended(&run.check, &run.repo, conclusion, took, &link);
+            let _ = handle.data(shell.channel, shell.line(&line)).await;
+        });
     }
 
     /// Removes a session's runners but keeps the session: its owner ended it at the terminal,
