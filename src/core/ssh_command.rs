@@ -221,8 +221,7 @@ pub struct RunnerRow {
 
 impl RunnerRow {
     pub fn line(&self) -> String {
-        let labels =
-            if self.labels.is_empty() { "-".to_string() } else { self.labels.join(",") };
+        let labels = if self.labels.is_empty() { "-".to_string() } else { self.labels.join(",") };
         format!(
             "{}  {}/{}  labels {}  running {} of {}",
             printable(&self.name),

@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::Stream;
 use bytes::Bytes;
+use futures::Stream;
 use tokio::sync::{broadcast, watch};
 
 /// The most lines of a run kept for readers that join late or fall behind.
@@ -410,7 +410,10 @@ mod tests {
         }
         let mut reader = Box::pin(logs.follow_raw(4, 0).unwrap());
         assert_eq!(reader.next().await, Some(RawItem::Skipped(big.len() as u64 * 2)));
-        assert_eq!(reader.next().await.map(|i| matches!(i, RawItem::Bytes(b) if b.len() == big.len())), Some(true));
+        assert_eq!(
+            reader.next().await.map(|i| matches!(i, RawItem::Bytes(b) if b.len() == big.len())),
+            Some(true)
+        );
         drop(publisher);
         assert_eq!(reader.next().await, Some(RawItem::End));
     }

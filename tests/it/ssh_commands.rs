@@ -114,8 +114,9 @@ async fn logs_follows_a_running_run_live_until_it_ends() {
     );
     let sha = world.commit_config(&toml);
     world.deliver("push", "follow-1", &world.push_payload(&sha)).await;
-    let runs =
-        world.wait_for_check_runs(LIMIT, |rs| rs.len() == 1 && rs[0]["status"] == "in_progress").await;
+    let runs = world
+        .wait_for_check_runs(LIMIT, |rs| rs.len() == 1 && rs[0]["status"] == "in_progress")
+        .await;
     let id = runs[0]["external_id"].as_str().unwrap().to_string();
     let known_hosts = world.dir.path().join("known_hosts-follow");
     let mut follow = ssh(&world.server, world.key("alice"), "alice", &known_hosts, &[])
@@ -157,13 +158,19 @@ async fn a_private_run_is_refused_to_a_stranger_exactly_as_a_missing_one() {
     assert_eq!(hidden.status.code(), Some(2));
     assert_eq!(absent.status.code(), Some(2));
     assert!(hidden.stdout.is_empty());
-    assert_eq!(text(&hidden.stderr).replace(&id.to_string(), "N"), text(&absent.stderr).replace(&missing, "N"));
+    assert_eq!(
+        text(&hidden.stderr).replace(&id.to_string(), "N"),
+        text(&absent.stderr).replace(&missing, "N")
+    );
     let listed = run_ssh(&world, "bob", &["runs"]).await;
     assert_eq!((listed.status.code(), text(&listed.stdout)), (Some(0), String::new()));
     let repo = run_ssh(&world, "bob", &["runs", REPO]).await;
     let unknown = run_ssh(&world, "bob", &["runs", "octo/nothing"]).await;
     assert_eq!((repo.status.code(), unknown.status.code()), (Some(2), Some(2)));
-    assert_eq!(text(&repo.stderr).replace(REPO, "R"), text(&unknown.stderr).replace("octo/nothing", "R"));
+    assert_eq!(
+        text(&repo.stderr).replace(REPO, "R"),
+        text(&unknown.stderr).replace("octo/nothing", "R")
+    );
 }
 
 #[tokio::test]
@@ -171,20 +178,24 @@ async fn an_open_ssh_r_session_shows_each_of_its_runs_as_it_starts_and_ends() {
     use tokio::io::AsyncBufReadExt;
     let world = World::new().await;
     let git_config = world.dir.path().join("gitconfig");
-    let redirect =
-        format!("[url \"{}\"]\n\tinsteadOf = https://github.com/{REPO}.git\n", world.repo.file_url());
+    let redirect = format!(
+        "[url \"{}\"]\n\tinsteadOf = https://github.com/{REPO}.git\n",
+        world.repo.file_url()
+    );
     std::fs::write(&git_config, redirect).unwrap();
     let env = [("GIT_CONFIG_GLOBAL", git_config.to_str().unwrap())];
     let runner = crate::harness::Runner::start_with_env(&["--name", "laptop"], &env).await;
     let forward = format!("/laptop:{}", runner.socket.display());
     let known_hosts = world.dir.path().join("known_hosts-open");
-    let mut session = ssh(&world.server, world.key("alice"), "alice", &known_hosts, &["-R", &forward])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut session =
+        ssh(&world.server, world.key("alice"), "alice", &known_hosts, &["-R", &forward])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
     let mut lines = tokio::io::BufReader::new(session.stdout.take().unwrap()).lines();
-    let mut next = async || tokio::time::timeout(LIMIT, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let mut next =
+        async || tokio::time::timeout(LIMIT, lines.next_line()).await.unwrap().unwrap().unwrap();
     while !next().await.starts_with("tether: runner laptop is registered") {}
     let runs = ran(&world, "[checks.fine]\nrun = \"true\"\n", "open-1", 1).await;
     let link = format!("https://ci.example.com/runs/{}", id_of(&runs, "fine"));

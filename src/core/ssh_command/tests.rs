@@ -38,7 +38,8 @@ fn anything_else_is_refused_with_exit_two() {
 fn run_ids_are_parsed_strictly() {
     assert_eq!(parse_run_id("1"), Ok(1));
     assert_eq!(parse_run_id("999999999999999999"), Ok(999_999_999_999_999_999));
-    for bad in ["", "0", "01", "-1", "+1", "1.0", "1e3", "0x10", " 1", "1 ", "١", "9999999999999999999"]
+    for bad in
+        ["", "0", "01", "-1", "+1", "1.0", "1e3", "0x10", " 1", "1 ", "١", "9999999999999999999"]
     {
         assert!(parse_run_id(bad).is_err(), "{bad:?}");
     }
@@ -47,7 +48,9 @@ fn run_ids_are_parsed_strictly() {
 #[test]
 fn repositories_are_owner_slash_name() {
     assert!(parse_repo("octo-org/repo.rs_2").is_ok());
-    for bad in ["octo", "octo/", "/repo", "a/b/c", "o o/r", "octo/..", "octo/.", "o_o/r", "o/r\u{1b}"] {
+    for bad in
+        ["octo", "octo/", "/repo", "a/b/c", "o o/r", "octo/..", "octo/.", "o_o/r", "o/r\u{1b}"]
+    {
         assert!(parse_repo(bad).is_err(), "{bad:?}");
     }
     assert!(parse_repo(&format!("{}/r", "o".repeat(40))).is_err());

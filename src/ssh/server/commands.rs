@@ -72,7 +72,13 @@ pub fn spawn(gateway: Gateway, login: String, command: Command, channel: Channel
 }
 
 /// Answers a command line the client sent that could not be parsed: one line, exit 2.
-pub fn refuse(line: &[u8], refused: &ssh_command::CommandError, channel: Channel<Msg>, pty: bool, login: &str) {
+pub fn refuse(
+    line: &[u8],
+    refused: &ssh_command::CommandError,
+    channel: Channel<Msg>,
+    pty: bool,
+    login: &str,
+) {
     tracing::info!(%login, command = %String::from_utf8_lossy(line).escape_debug(), "refused a command");
     let text = refused.to_string();
     let status = refused.exit_status();
@@ -101,7 +107,13 @@ async fn answer(gateway: &Gateway, login: &str, command: Command, out: &Out) -> 
 }
 
 /// The commands that print a list once: greeting, `runs`, `runners`.
-async fn list(gateway: &Gateway, deps: &CommandDeps, login: &str, command: Command, out: &Out) -> u32 {
+async fn list(
+    gateway: &Gateway,
+    deps: &CommandDeps,
+    login: &str,
+    command: Command,
+    out: &Out,
+) -> u32 {
     let text = tokio::time::timeout(LIST_TIMEOUT, list_text(gateway, deps, login, command)).await;
     match text {
         Ok(Ok(Ok(text))) => {
@@ -137,7 +149,9 @@ async fn list_text(
         runs.iter().map(|r| format!("{}\n", row(gateway, r).line(now))).collect()
     };
     Ok(Ok(match command {
-        Command::Runners => runner_rows(gateway, login).await?.iter().map(|r| format!("{}\n", r.line())).collect(),
+        Command::Runners => {
+            runner_rows(gateway, login).await?.iter().map(|r| format!("{}\n", r.line())).collect()
+        }
         Command::Runs { repo: Some(repo) } => {
             let newest = store.recent_runs(Some(&repo), 1, None).await?;
             let installation = newest.first().and_then(|r| r.installation_id);
@@ -206,14 +220,25 @@ async fn logs(gateway: &Gateway, deps: &CommandDeps, login: &str, id: i64, out: 
     match follow(gateway, deps, login, id, out).await {
         Ok(status) => status,
         Err(e) => {
-            tracing::error!(login, run = id, error = format!("{e:#}"), "showing a log over SSH failed");
+            tracing::error!(
+                login,
+                run = id,
+                error = format!("{e:#}"),
+                "showing a log over SSH failed"
+            );
             out.stderr_line("tether: the server could not show the log; try again").await;
             EXIT_FAILED
         }
     }
 }
 
-async fn follow(gateway: &Gateway, deps: &CommandDeps, login: &str, id: i64, out: &Out) -> anyhow::Result<u32> {
+async fn follow(
+    gateway: &Gateway,
+    deps: &CommandDeps,
+    login: &str,
+    id: i64,
+    out: &Out,
+) -> anyhow::Result<u32> {
     let store = gateway.store();
     let readable = match store.run(id).await? {
         Some(run) => deps.access.login_may_read(login, &run.repo, run.installation_id).await?,

@@ -17,7 +17,6 @@ use super::sessions::Shell;
 use super::{Gateway, MAX_CHANNELS_PER_SESSION, MAX_FORWARDS_PER_SESSION, MAX_SESSIONS_PER_USER};
 use crate::core::ssh_command::{self, Command};
 
-
 pub struct ConnectionHandler {
     gateway: Gateway,
     session_id: String,

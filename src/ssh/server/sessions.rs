@@ -209,7 +209,8 @@ impl Gateway {
                 (Some(start), Some(end)) => end.duration_since(start).unwrap_or_default(),
                 _ => std::time::Duration::ZERO,
             };
-            let line = ssh_command::session_run_ended(&run.check, &run.repo, conclusion, took, &link);
+            let line =
+                ssh_command::session_run_ended(&run.check, &run.repo, conclusion, took, &link);
             let _ = handle.data(shell.channel, shell.line(&line)).await;
         });
     }
