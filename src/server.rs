@@ -20,7 +20,7 @@ use crate::http::{self, AppState, HttpLimits};
 use crate::logs::LogStore;
 use crate::setup::SavedApp;
 use crate::ssh::host_key::HostKey;
-use crate::ssh::server::{Gateway, Keyring, SshLimits};
+use crate::ssh::server::{CommandDeps, Gateway, Keyring, SshLimits};
 use crate::store::Store;
 
 /// The SQLite file inside the data dir.
@@ -198,11 +198,18 @@ impl Server {
             GitHubWeb::new(&config.github_web_url).context("configuring GitHub's web host")?;
         let sign_in = Arc::new(SignIn::new(web, oauth, &config.engine.external_url));
         let access = Access::new(store.clone(), github.clone(), None, config.access_cache_ttl);
+        let live = LiveLogs::default();
+        gateway.serve_commands(CommandDeps {
+            access: access.clone(),
+            logs: logs.clone(),
+            live: live.clone(),
+            ssh_public_addr: config.engine.ssh_public_addr.clone(),
+        });
         let parts = Parts {
             store: store.clone(),
             gateway: gateway.clone(),
             logs: logs.clone(),
-            live: LiveLogs::default(),
+            live,
             config: config.clone(),
             lookups,
             started: Arc::default(),

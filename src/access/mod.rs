@@ -15,6 +15,12 @@ use crate::store::{RunRecord, Store, StoreError};
 /// own pages as always.
 pub const LIST_INSTALLATIONS_MAX: usize = 50;
 
+/// The most private repositories asked about for one list over SSH (the most recently run);
+/// the others' runs are left out of lists, and `runs OWNER/REPO` and `logs` still ask.
+pub const LOGIN_LIST_REPOS_MAX: usize = 20;
+/// Permission calls in flight at once for one such list.
+pub const LOGIN_LIST_CONCURRENCY: usize = 4;
+
 /// Who is asking.
 #[derive(Clone, Debug, Default)]
 pub enum Visitor {
@@ -151,6 +157,47 @@ impl Access {
         let installation = known.and_then(|r| r.installation_id).or(installation);
         let permission = self.permission(&person.login, repo, installation).await;
         Ok(permission.is_some_and(|p| p != Permission::None))
+    }
+
+    /// Whether `login`, vouched for by an SSH key (so with no user token), may read the runs
+    /// of `repo`: the same rule as [`Access::may_read`], asked with the installation token.
+    pub async fn login_may_read(
+        &self,
+        login: &str,
+        repo: &str,
+        installation: Option<i64>,
+    ) -> Result<bool, crate::store::StoreError> {
+        let known = self.inner.store.repository(repo).await?;
+        if known.as_ref().is_some_and(|r| !r.private) {
+            return Ok(true);
+        }
+        let installation = known.and_then(|r| r.installation_id).or(installation);
+        Ok(self.permitted(login, repo, installation).await)
+    }
+
+    /// The private repositories with runs that `login` may read (lowercased), for lists over
+    /// SSH: the [`LOGIN_LIST_REPOS_MAX`] most recently run, each asked with the installation
+    /// token (cached), [`LOGIN_LIST_CONCURRENCY`] at a time.
+    pub async fn readable_private_repos_of_login(
+        &self,
+        login: &str,
+    ) -> Result<Vec<String>, crate::store::StoreError> {
+        use futures::StreamExt;
+        let candidates = self.inner.store.private_repos_with_runs(LOGIN_LIST_REPOS_MAX).await?;
+        let asked = futures::stream::iter(candidates)
+            .map(|(repo, installation)| async move {
+                let may = self.permitted(login, &repo, installation).await;
+                may.then(|| repo.to_ascii_lowercase())
+            })
+            .buffer_unordered(LOGIN_LIST_CONCURRENCY);
+        Ok(asked.filter_map(|r| async move { r }).collect().await)
+    }
+
+    /// Whether GitHub says `login`'s permission on `repo` is not `none` (asked through
+    /// `installation`, cached); no when it cannot say.
+    async fn permitted(&self, login: &str, repo: &str, installation: Option<i64>) -> bool {
+        let permission = self.permission(login, repo, installation).await;
+        permission.is_some_and(|p| p != Permission::None)
     }
 
     /// `login`'s collaborator permission on `repo`, asked with the installation token and

@@ -23,6 +23,7 @@ pub mod run;
 pub mod runner_info;
 pub mod signature;
 pub mod size;
+pub mod ssh_command;
 pub mod steps;
 pub mod thunk;
 

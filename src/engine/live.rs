@@ -5,8 +5,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::Stream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 /// The most lines of a run kept for readers that join late or fall behind.
 pub const LIVE_LINES_MAX: usize = 10_000;
@@ -16,6 +17,9 @@ pub const LIVE_RING_MAX_BYTES: usize = 4 << 20;
 const BROADCAST_LINES: usize = 1_024;
 /// How long a finished run stays, so that readers can see its end.
 pub const FINISHED_KEEP: Duration = Duration::from_secs(30);
+/// The most raw bytes of a run kept for readers of its raw log (`ssh … logs RUN`); older
+/// bytes are only in the blob once the run ends.
+pub const LIVE_RAW_MAX_BYTES: usize = 1 << 20;
 
 /// A rendered line: its number and its markup (`line_markup` without the newline).
 pub type LiveLine = (u64, Arc<str>);
@@ -50,6 +54,9 @@ struct LiveRun {
     /// copies the ring under it misses nothing.
     state: Mutex<RunState>,
     sender: broadcast::Sender<Broadcast>,
+    /// Raw readers' wake-up: the count of raw bytes published, changed after each chunk and at
+    /// the end. A watch, so that a reader never lags: it copies from the ring what it lacks.
+    raw_sent: watch::Sender<u64>,
 }
 
 #[derive(Default)]
@@ -58,6 +65,60 @@ struct RunState {
     /// The bytes of markup in `lines`.
     bytes: usize,
     finished: bool,
+    raw: RawRing,
+}
+
+/// The last raw bytes of a run, at most [`LIVE_RAW_MAX_BYTES`], as the chunks they came in.
+#[derive(Default)]
+struct RawRing {
+    chunks: VecDeque<Bytes>,
+    /// The offset in the whole raw log of the first byte kept.
+    start: u64,
+    /// The bytes kept.
+    bytes: usize,
+}
+
+impl RawRing {
+    fn push(&mut self, data: &[u8]) {
+        self.chunks.push_back(Bytes::copy_from_slice(data));
+        self.bytes += data.len();
+        while self.bytes > LIVE_RAW_MAX_BYTES {
+            let Some(old) = self.chunks.pop_front() else { break };
+            self.bytes -= old.len();
+            self.start += old.len() as u64;
+        }
+    }
+
+    fn end(&self) -> u64 {
+        self.start + self.bytes as u64
+    }
+
+    /// What a reader at offset `from` gets now: the bytes it lacks that are gone from the ring
+    /// (skipped), and the kept bytes after `from`.
+    fn since(&self, from: u64) -> (u64, Vec<Bytes>) {
+        let skipped = self.start.saturating_sub(from);
+        let mut at = self.start;
+        let mut out = Vec::new();
+        for chunk in &self.chunks {
+            let end = at + chunk.len() as u64;
+            if end > from {
+                let cut = from.saturating_sub(at) as usize;
+                out.push(chunk.slice(cut..));
+            }
+            at = end;
+        }
+        (skipped, out)
+    }
+}
+
+/// What a reader of a running run's raw log gets, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawItem {
+    Bytes(Bytes),
+    /// This many bytes are gone from the ring before the reader got them.
+    Skipped(u64),
+    /// The run ended: every byte was sent.
+    End,
 }
 
 impl RunState {
@@ -96,7 +157,8 @@ impl LiveLogs {
     /// finished when dropped.
     pub fn start(&self, run_id: i64) -> LivePublisher {
         let (sender, _) = broadcast::channel(BROADCAST_LINES);
-        let run = Arc::new(LiveRun { state: Mutex::default(), sender });
+        let (raw_sent, _) = watch::channel(0);
+        let run = Arc::new(LiveRun { state: Mutex::default(), sender, raw_sent });
         self.lock().insert(run_id, run.clone());
         LivePublisher { logs: self.clone(), run_id, run }
     }
@@ -116,6 +178,17 @@ impl LiveLogs {
             (run.sender.subscribe(), state.since(after), state.finished)
         };
         Some(items(run, receiver, backlog, finished, after))
+    }
+
+    /// The raw bytes from offset `from` (those still in the ring), then the live ones, then the
+    /// end; `None` if the run is not live. Bytes gone from the ring come as `Skipped`.
+    pub fn follow_raw(
+        &self,
+        run_id: i64,
+        from: u64,
+    ) -> Option<impl Stream<Item = RawItem> + use<>> {
+        let run = self.lock().get(&run_id).cloned()?;
+        Some(raw_items(run, from))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<LiveRun>>> {
@@ -170,6 +243,38 @@ fn items(
     }
 }
 
+/// What the ring holds after `from`, then what comes, until the run is finished and all of it
+/// was read.
+fn raw_items(run: Arc<LiveRun>, mut from: u64) -> impl Stream<Item = RawItem> {
+    async_stream::stream! {
+        let mut changed = run.raw_sent.subscribe();
+        loop {
+            // Marked seen before the copy: a chunk pushed after it wakes the reader again.
+            changed.borrow_and_update();
+            let (skipped, chunks, end, finished) = {
+                let state = run.state.lock().expect("live run lock poisoned");
+                let (skipped, chunks) = state.raw.since(from);
+                (skipped, chunks, state.raw.end(), state.finished)
+            };
+            if skipped > 0 {
+                yield RawItem::Skipped(skipped);
+            }
+            for chunk in chunks {
+                yield RawItem::Bytes(chunk);
+            }
+            from = end;
+            if finished {
+                yield RawItem::End;
+                return;
+            }
+            if changed.changed().await.is_err() {
+                yield RawItem::End;
+                return;
+            }
+        }
+    }
+}
+
 /// Publishes one run's lines; dropping it marks the run finished and removes it a little later.
 pub struct LivePublisher {
     logs: LiveLogs,
@@ -193,6 +298,19 @@ impl LivePublisher {
             let _ = self.run.sender.send(Broadcast::Line(number));
         }
     }
+
+    /// Publishes raw bytes of the log, exactly as they are stored.
+    pub fn raw(&self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let end = {
+            let mut state = self.run.state.lock().expect("live run lock poisoned");
+            state.raw.push(data);
+            state.raw.end()
+        };
+        self.run.raw_sent.send_replace(end);
+    }
 }
 
 impl Drop for LivePublisher {
@@ -202,6 +320,7 @@ impl Drop for LivePublisher {
             state.finished = true;
             let _ = self.run.sender.send(Broadcast::End);
         }
+        self.run.raw_sent.send_modify(|_| {});
         let (logs, run_id, run) = (self.logs.clone(), self.run_id, self.run.clone());
         let remove = move || {
             let mut runs = logs.lock();
@@ -268,6 +387,35 @@ mod tests {
         assert_eq!(lost.next().await, None);
         let mut too_old = Box::pin(logs.follow(1, 2).unwrap());
         assert_eq!(too_old.next().await, Some(LiveItem::Reload));
+    }
+
+    #[tokio::test]
+    async fn a_raw_reader_gets_every_byte_then_the_end_or_is_told_what_it_missed() {
+        let logs = LiveLogs::default();
+        let publisher = logs.start(3);
+        publisher.raw(b"\x1b[31mred ");
+        let mut reader = Box::pin(logs.follow_raw(3, 0).unwrap());
+        assert_eq!(reader.next().await, Some(RawItem::Bytes(Bytes::from_static(b"\x1b[31mred "))));
+        publisher.raw(b"more\n");
+        assert_eq!(reader.next().await, Some(RawItem::Bytes(Bytes::from_static(b"more\n"))));
+        let mut late = Box::pin(logs.follow_raw(3, 5).unwrap());
+        assert_eq!(late.next().await, Some(RawItem::Bytes(Bytes::from_static(b"red "))));
+        drop(publisher);
+        assert_eq!(reader.next().await, Some(RawItem::End));
+        assert_eq!(reader.next().await, None);
+        let publisher = logs.start(4);
+        let big = vec![b'x'; LIVE_RAW_MAX_BYTES / 2 + 1];
+        for _ in 0..3 {
+            publisher.raw(&big);
+        }
+        let mut reader = Box::pin(logs.follow_raw(4, 0).unwrap());
+        assert_eq!(reader.next().await, Some(RawItem::Skipped(big.len() as u64 * 2)));
+        assert_eq!(
+            reader.next().await.map(|i| matches!(i, RawItem::Bytes(b) if b.len() == big.len())),
+            Some(true)
+        );
+        drop(publisher);
+        assert_eq!(reader.next().await, Some(RawItem::End));
     }
 
     #[tokio::test]

@@ -73,6 +73,7 @@ impl RunLog {
         let room = self.max_bytes.saturating_sub(self.raw.bytes());
         let kept = &data[..data.len().min(room as usize)];
         self.raw.write(kept).await?;
+        self.live.raw(kept);
         self.tail.push(kept);
         if !self.html_cut {
             self.render(kept, at).await?;

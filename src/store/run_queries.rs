@@ -113,6 +113,45 @@ impl Store {
         self.worker.call(move |conn| select(conn, sql, (before, &readable, count))).await
     }
 
+    /// As [`Store::visible_recent_runs`], only the runs `sender` sent (case-insensitive).
+    pub async fn visible_runs_sent_by(
+        &self,
+        readable: &[String],
+        sender: &str,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let readable = serde_json::to_string(readable).expect("strings serialize");
+        let (sender, count) = (sender.to_owned(), self::limit(limit));
+        let sql = "WHERE sender = ?1
+              AND (EXISTS (SELECT 1 FROM repositories p
+                           WHERE p.full_name = runs.repo AND p.private = 0)
+                   OR runs.repo IN (SELECT value FROM json_each(?2)))
+            ORDER BY id DESC LIMIT ?3";
+        self.worker.call(move |conn| select(conn, sql, (&sender, &readable, count))).await
+    }
+
+    /// The repositories with runs that are not known to be public, most recently run first, at
+    /// most `limit`, each with the installation of its newest run: those whose runs a reader
+    /// without a user token (over SSH) must be asked about one by one.
+    pub async fn private_repos_with_runs(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+        let count = self::limit(limit);
+        let list = move |conn: &mut Connection| {
+            let mut statement = conn.prepare(
+                "SELECT repo, installation_id FROM runs r
+                 WHERE r.id = (SELECT MAX(id) FROM runs s WHERE s.repo = r.repo)
+                   AND NOT EXISTS (SELECT 1 FROM repositories p
+                                   WHERE p.full_name = r.repo AND p.private = 0)
+                 ORDER BY r.id DESC LIMIT ?1",
+            )?;
+            let rows = statement.query_map([count], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        };
+        self.worker.call(list).await
+    }
+
     /// Queued runs, oldest first.
     pub async fn queued_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let sql = "WHERE status = 'queued' ORDER BY id";

@@ -107,7 +107,9 @@ async fn keys_not_on_the_account_and_unknown_logins_are_refused() {
     assert_eq!(output.status.code(), Some(255), "{output:?}");
     let ok = setup.ssh("alice", &setup.alice, &[]).arg("status").output().await.unwrap();
     assert!(ok.status.success(), "{ok:?}");
-    assert_eq!(String::from_utf8_lossy(&ok.stdout), "alice has no runners connected\n");
+    let greeting = String::from_utf8_lossy(&ok.stdout);
+    assert!(greeting.starts_with("Hi alice! "), "{greeting}");
+    assert!(greeting.contains("You have no runners connected."), "{greeting}");
 }
 
 #[tokio::test]

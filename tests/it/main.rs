@@ -32,6 +32,7 @@ mod runner_limits;
 mod secrets;
 mod serve;
 mod shutdown;
+mod ssh_commands;
 mod sshd;
 mod terminal;
 mod world;

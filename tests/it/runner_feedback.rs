@@ -101,7 +101,10 @@ async fn a_plain_ssh_with_a_terminal_gets_the_status_and_no_error() {
         .await
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "alice has no runners connected\r\n");
+    let greeting = String::from_utf8_lossy(&output.stdout);
+    assert!(greeting.starts_with("Hi alice! "), "{greeting}");
+    assert!(greeting.contains("No runs of yours yet.\r\n"), "{greeting}");
+    assert!(!greeting.replace("\r\n", "").contains('\n'), "a bare newline on a raw terminal");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("failed"), "{stderr}");
 }

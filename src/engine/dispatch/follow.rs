@@ -44,10 +44,15 @@ impl Dispatcher {
         let dispatcher = self.clone();
         tokio::spawn(async move {
             let id = run.id;
+            // An open `ssh -R` session of the runner shows its runs as they start and end.
+            dispatcher.deps.gateway.run_started(&runner, &run);
+            let gateway = dispatcher.deps.gateway.clone();
+            let shown = runner.clone();
             let ran = dispatcher.execute(&run, stored, runner, token, cancelled, live).await;
             if let Err(e) = ran {
                 tracing::error!(run = id, error = format!("{e:#}"), "a run failed to complete");
             }
+            gateway.run_ended(&shown, id);
             dispatcher.active.remove(id);
             dispatcher.deps.wake.notify_one();
         });

@@ -218,29 +218,6 @@ pub async fn cancel(gateway: &Gateway, login: &str, session: &str, target: &Forw
     }
 }
 
-/// What `ssh HOST status` prints: the user's own runners.
-pub async fn status_text(gateway: &Gateway, login: &str) -> String {
-    let runners = match gateway.store().runners().await {
-        Ok(runners) => runners,
-        Err(e) => return format!("tether: cannot list runners: {e}\n"),
-    };
-    let mine: Vec<_> =
-        runners.into_iter().filter(|r| r.owner.eq_ignore_ascii_case(login)).collect();
-    if mine.is_empty() {
-        return format!("{login} has no runners connected\n");
-    }
-    let mut text = String::new();
-    for r in mine {
-        let labels = if r.labels.is_empty() { "-".to_string() } else { r.labels.join(",") };
-        let since = humantime::format_rfc3339_seconds(r.connected_at);
-        text.push_str(&format!(
-            "{}\t{}/{}\tlabels {labels}\tcapacity {}\tconnected {since}\n",
-            r.name, r.os, r.arch, r.capacity
-        ));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

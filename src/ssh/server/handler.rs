@@ -1,7 +1,7 @@
 //! The russh handler of one connection: turns protocol callbacks into decisions of the gateway,
 //! refusing everything a runner connection does not need.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,12 +11,11 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, Verif
 use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::commands;
 use super::forward::{self, ForwardTarget};
 use super::sessions::Shell;
-use super::{Gateway, MAX_FORWARDS_PER_SESSION, MAX_SESSIONS_PER_USER};
-
-/// The one command a session may run: it lists the user's runners.
-const STATUS_COMMAND: &str = "status";
+use super::{Gateway, MAX_CHANNELS_PER_SESSION, MAX_FORWARDS_PER_SESSION, MAX_SESSIONS_PER_USER};
+use crate::core::ssh_command::{self, Command};
 
 pub struct ConnectionHandler {
     gateway: Gateway,
@@ -34,6 +33,9 @@ pub struct ConnectionHandler {
     pty: bool,
     /// The shell channel of `ssh -R …` without `-N`, which stays open.
     shell: Option<ChannelId>,
+    /// Session channels opened and not yet given a command: kept so that the command's task
+    /// writes with the channel's flow control.
+    channels: HashMap<ChannelId, Channel<Msg>>,
 }
 
 impl ConnectionHandler {
@@ -54,13 +56,8 @@ impl ConnectionHandler {
             next_port: FIRST_ASSIGNED_PORT,
             pty: false,
             shell: None,
+            channels: HashMap::new(),
         }
-    }
-
-    /// `text` with its lines ended as the client's terminal needs: `\r\n` once it asked for a
-    /// PTY, which puts its own terminal in raw mode.
-    fn for_terminal(&self, text: String) -> String {
-        if self.pty { text.replace('\n', "\r\n") } else { text }
     }
 
     /// The login for the log: `-` before there is one.
@@ -161,12 +158,25 @@ impl russh::server::Handler for ConnectionHandler {
 
     async fn channel_open_session(
         &mut self,
-        _: Channel<Msg>,
+        channel: Channel<Msg>,
         reply: ChannelOpenHandle,
         _: &mut Session,
     ) -> Result<(), Self::Error> {
-        // Accepted only so that `ssh HOST status` can answer; shells and commands are refused below.
+        if self.channels.len() >= MAX_CHANNELS_PER_SESSION {
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
+        self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
         Ok(())
     }
 
@@ -244,15 +254,13 @@ impl russh::server::Handler for ConnectionHandler {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let login = self.login.clone().unwrap_or_default();
         if self.forwards.is_empty() {
-            let text = self.for_terminal(forward::status_text(&self.gateway, &login).await);
             session.channel_success(channel)?;
-            session.data(channel, text.into_bytes())?;
-            session.exit_status_request(channel, 0)?;
-            session.eof(channel)?;
-            return session.close(channel);
+            self.start_command(channel, Command::Greeting);
+            return Ok(());
         }
+        // Written through the session's handle from now on; nothing reads its input but `data`.
+        self.channels.remove(&channel);
         session.channel_success(channel)?;
         self.shell = Some(channel);
         let shell = Shell { channel, pty: self.pty };
@@ -295,17 +303,16 @@ impl russh::server::Handler for ConnectionHandler {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if data.trim_ascii() != STATUS_COMMAND.as_bytes() {
-            tracing::info!(login = %self.login_text(), command = %String::from_utf8_lossy(data).escape_debug(), "refused a command");
-            return refuse_command(channel, session, "this server runs no commands");
-        }
-        let login = self.login.clone().unwrap_or_default();
-        let text = self.for_terminal(forward::status_text(&self.gateway, &login).await);
         session.channel_success(channel)?;
-        session.data(channel, text.into_bytes())?;
-        session.exit_status_request(channel, 0)?;
-        session.eof(channel)?;
-        session.close(channel)
+        match ssh_command::parse(data) {
+            Ok(command) => self.start_command(channel, command),
+            Err(refused) => {
+                if let Some(open) = self.channels.remove(&channel) {
+                    commands::refuse(data, &refused, open, self.pty, self.login_text());
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn tcpip_forward(
@@ -372,6 +379,13 @@ impl russh::server::Handler for ConnectionHandler {
 }
 
 impl ConnectionHandler {
+    /// Answers `command` on `channel` in a task of its own.
+    fn start_command(&mut self, channel: ChannelId, command: Command) {
+        let Some(open) = self.channels.remove(&channel) else { return };
+        let login = self.login.clone().unwrap_or_default();
+        commands::spawn(self.gateway.clone(), login, command, open, self.pty);
+    }
+
     /// Cancels a forward this session registered; any other is refused, and frees no slot.
     async fn cancel(&mut self, target: ForwardTarget) -> Result<bool, russh::Error> {
         let Some(login) = self.login.clone() else { return Ok(false) };

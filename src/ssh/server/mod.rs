@@ -4,6 +4,7 @@
 //! (call `Info`, record the runner, replace an older one) runs in tasks of its own
 //! ([`forward`]), because a handler callback must never wait for a channel it opens.
 
+mod commands;
 mod forward;
 mod handler;
 pub mod keyring;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+pub use self::commands::CommandDeps;
 pub use self::keyring::{KeyLookupError, KeySource, Keyring};
 pub use self::sessions::{Gateway, LiveRunner};
 use super::host_key::HostKey;
@@ -35,6 +37,8 @@ pub const LOGIN_GRACE_TIME: Duration = Duration::from_secs(30);
 pub const MAX_AUTH_ATTEMPTS: usize = 6;
 /// Reverse forwards (runners) per session.
 pub const MAX_FORWARDS_PER_SESSION: usize = 8;
+/// Session channels (shells and commands) one connection may hold open at once.
+pub const MAX_CHANNELS_PER_SESSION: usize = 8;
 /// Sessions one user may hold at once.
 pub const MAX_SESSIONS_PER_USER: usize = 16;
 

@@ -5,8 +5,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::commands::CommandDeps;
 use super::keyring::Keyring;
 use crate::core::RunnerInfo;
+use crate::core::ssh_command;
 use crate::github::UserLookups;
 use crate::runner::RunnerClient;
 use crate::store::{NewRunner, Store};
@@ -68,6 +70,8 @@ struct Inner {
     runners_changed: Arc<tokio::sync::Notify>,
     /// Set once the server has begun closing every session to stop.
     closing: AtomicBool,
+    /// What people's commands read; set once by the server (not in benches).
+    commands: std::sync::OnceLock<CommandDeps>,
 }
 
 impl Gateway {
@@ -88,6 +92,7 @@ impl Gateway {
             runners: Mutex::default(),
             runners_changed: Arc::default(),
             closing: AtomicBool::new(false),
+            commands: std::sync::OnceLock::new(),
         };
         Gateway { inner: Arc::new(inner) }
     }
@@ -104,6 +109,23 @@ impl Gateway {
     /// The server's external URL, when it has one to give out.
     pub fn external_url(&self) -> Option<&str> {
         self.inner.external_url.as_deref()
+    }
+
+    /// Gives the gateway what people's commands read (`runs`, `logs`…); once.
+    pub fn serve_commands(&self, deps: CommandDeps) {
+        let _ = self.inner.commands.set(deps);
+    }
+
+    pub(super) fn command_deps(&self) -> Option<CommandDeps> {
+        self.inner.commands.get().cloned()
+    }
+
+    /// The page of run `id`: `EXTERNAL_URL/runs/ID`, or `run ID` without an external URL.
+    pub fn run_link(&self, id: i64) -> String {
+        match self.external_url() {
+            Some(url) => format!("{}/runs/{id}", url.trim_end_matches('/')),
+            None => format!("run {id}"),
+        }
     }
 
     pub fn keyring(&self) -> &Keyring {
@@ -157,6 +179,40 @@ impl Gateway {
         let entry = sessions.get_mut(id)?;
         let shell = entry.shell?;
         entry.announced.insert(name.to_string()).then(|| (entry.handle.clone(), shell))
+    }
+
+    /// Where to tell session `id` about its runners' runs: its open shell, if it has one.
+    fn shell_of(&self, id: &str) -> Option<(russh::server::Handle, Shell)> {
+        let sessions = self.inner.sessions.lock().expect("sessions lock poisoned");
+        let entry = sessions.get(id)?;
+        Some((entry.handle.clone(), entry.shell?))
+    }
+
+    /// Says on the open shell of `runner`'s session (`ssh -R …` without `-N`) that `run` starts
+    /// on it, in the background.
+    pub fn run_started(&self, runner: &LiveRunner, run: &crate::store::RunRecord) {
+        let Some((handle, shell)) = self.shell_of(&runner.session) else { return };
+        let line = ssh_command::session_run_started(&run.check, &run.repo, &self.run_link(run.id));
+        tokio::spawn(async move {
+            let _ = handle.data(shell.channel, shell.line(&line)).await;
+        });
+    }
+
+    /// Says on the open shell of `runner`'s session how run `id` ended, as stored.
+    pub fn run_ended(&self, runner: &LiveRunner, id: i64) {
+        let Some((handle, shell)) = self.shell_of(&runner.session) else { return };
+        let (store, link) = (self.inner.store.clone(), self.run_link(id));
+        tokio::spawn(async move {
+            let Ok(Some(run)) = store.run(id).await else { return };
+            let Some(conclusion) = run.conclusion else { return };
+            let took = match (run.started_at, run.finished_at) {
+                (Some(start), Some(end)) => end.duration_since(start).unwrap_or_default(),
+                _ => std::time::Duration::ZERO,
+            };
+            let line =
+                ssh_command::session_run_ended(&run.check, &run.repo, conclusion, took, &link);
+            let _ = handle.data(shell.channel, shell.line(&line)).await;
+        });
     }
 
     /// Removes a session's runners but keeps the session: its owner ended it at the terminal,
