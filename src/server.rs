@@ -199,11 +199,13 @@ impl Server {
         let sign_in = Arc::new(SignIn::new(web, oauth, &config.engine.external_url));
         let access = Access::new(store.clone(), github.clone(), None, config.access_cache_ttl);
         let live = LiveLogs::default();
+        let started: Arc<std::sync::Mutex<Option<Engine>>> = Arc::default();
         gateway.serve_commands(CommandDeps {
             access: access.clone(),
             logs: logs.clone(),
             live: live.clone(),
             ssh_public_addr: config.engine.ssh_public_addr.clone(),
+            engine: started.clone(),
         });
         let parts = Parts {
             store: store.clone(),
@@ -212,7 +214,7 @@ impl Server {
             live,
             config: config.clone(),
             lookups,
-            started: Arc::default(),
+            started,
             access,
         };
         let engine = app.clone().map(|app| parts.engine(app)).transpose()?;

@@ -33,6 +33,10 @@ pub enum Command {
     Runners,
     /// `help`.
     Help,
+    /// `cancel RUN`.
+    Cancel { run: i64 },
+    /// `rerun RUN`.
+    Rerun { run: i64 },
 }
 
 /// Why a command line was refused; its `Display` is the one line said on stderr.
@@ -75,7 +79,7 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
         None => return Ok(Command::Greeting),
         Some((name, args)) => (*name, args),
     };
-    let known = ["status", "runs", "logs", "runners", "help"];
+    let known = ["status", "runs", "logs", "runners", "help", "cancel", "rerun"];
     if !known.contains(&name) {
         return Err(CommandError::Unknown(name.to_string()));
     }
@@ -89,6 +93,8 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
         ("runs", []) => Ok(Command::Runs { repo: None }),
         ("runs", [repo]) => Ok(Command::Runs { repo: Some(parse_repo(repo)?) }),
         ("logs", [run]) => Ok(Command::Logs { run: parse_run_id(run)? }),
+        ("cancel", [run]) => Ok(Command::Cancel { run: parse_run_id(run)? }),
+        ("rerun", [run]) => Ok(Command::Rerun { run: parse_run_id(run)? }),
         _ => Err(usage(name)),
     }
 }
@@ -97,6 +103,8 @@ fn usage(name: &str) -> CommandError {
     match name {
         "runs" => CommandError::Usage("runs", "at most one OWNER/REPO"),
         "logs" => CommandError::Usage("logs", "one run id"),
+        "cancel" => CommandError::Usage("cancel", "one run id"),
+        "rerun" => CommandError::Usage("rerun", "one run id"),
         "status" => CommandError::Usage("status", "nothing"),
         "runners" => CommandError::Usage("runners", "nothing"),
         _ => CommandError::Usage("help", "nothing"),
@@ -279,6 +287,8 @@ tether over SSH: ssh -p PORT LOGIN@HOST COMMAND
   logs RUN            the run's raw log, followed live until the run ends; exits 0 passed,
                       1 failed, 124 timed out, 130 cancelled
   runners             your connected runners: name, platform, labels, runs in flight
+  cancel RUN          cancel a queued or running run (write access, or the run's sender)
+  rerun RUN           run a finished run again on its sender's runner (write access)
   help                this text
 
 An unknown command, or a run that does not exist or that you may not read, gets one line on

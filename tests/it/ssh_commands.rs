@@ -204,3 +204,50 @@ async fn an_open_ssh_r_session_shows_each_of_its_runs_as_it_starts_and_ends() {
     assert!(ended.starts_with(&format!("run passed: fine on {REPO} in ")), "{ended}");
     assert!(ended.ends_with(&format!("  {link}")), "{ended}");
 }
+
+#[tokio::test]
+async fn cancel_and_rerun_over_ssh_follow_the_webs_rules_and_end_a_live_follow() {
+    let world = World::new().await;
+    world.github.set_permission(REPO, "bob", "read");
+    world.github.set_permission(REPO, "alice", "read");
+    let _runner = world.connect_runner().await;
+    let gate = world.dir.path().join("never");
+    let toml = format!(
+        "[checks.slow]\nrun = \"echo waiting; while [ ! -e {} ]; do sleep 0.05; done\"\n",
+        gate.display()
+    );
+    let sha = world.commit_config(&toml);
+    world.deliver("push", "cancel-1", &world.push_payload(&sha)).await;
+    let runs = world
+        .wait_for_check_runs(LIMIT, |rs| rs.len() == 1 && rs[0]["status"] == "in_progress")
+        .await;
+    let id = runs[0]["external_id"].as_str().unwrap().to_string();
+    let known_hosts = world.dir.path().join("known_hosts-cancel");
+    let mut follow = ssh(&world.server, world.key("alice"), "alice", &known_hosts, &[])
+        .args(["logs", &id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // A reader who is not the sender may not cancel; a missing run answers as before.
+    let refused = run_ssh(&world, "bob", &["cancel", &id]).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("may not"), "{}", text(&refused.stderr));
+    let missing = run_ssh(&world, "bob", &["cancel", "999999"]).await;
+    assert!(text(&missing.stderr).contains("no run 999999"), "{}", text(&missing.stderr));
+
+    // The sender may: the run ends cancelled and the live follow exits 130.
+    let cancelled = run_ssh(&world, "alice", &["cancel", &id]).await;
+    assert_eq!(cancelled.status.code(), Some(0), "{}", text(&cancelled.stderr));
+    let status = tokio::time::timeout(LIMIT, follow.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(130), "a cancelled run's follow exits 130");
+    let done = |rs: &[Value]| rs.len() == 1 && rs[0]["conclusion"] == "cancelled";
+    assert!(done(&world.wait_for_check_runs(LIMIT, done).await));
+
+    // Re-run takes write access: the sender with read access is refused.
+    let rerun = run_ssh(&world, "alice", &["rerun", &id]).await;
+    assert_eq!(rerun.status.code(), Some(2), "{}", text(&rerun.stderr));
+    assert!(text(&rerun.stderr).contains("write access"), "{}", text(&rerun.stderr));
+    let twice = run_ssh(&world, "alice", &["cancel", &id]).await;
+    assert!(text(&twice.stderr).contains("already finished"), "{}", text(&twice.stderr));
+}

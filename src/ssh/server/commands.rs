@@ -13,6 +13,7 @@ use crate::access::Access;
 use crate::core::ssh_command::{
     self, Command, EXIT_FAILED, EXIT_REFUSED, HELP, RunRow, RunnerRow, for_terminal,
 };
+use crate::engine::ActionError;
 use crate::engine::live::{LiveLogs, RawItem};
 use crate::logs::LogStore;
 use crate::store::{RunRecord, RunStatus};
@@ -32,6 +33,9 @@ pub struct CommandDeps {
     pub live: LiveLogs,
     /// `HOST:PORT` for the connect hint.
     pub ssh_public_addr: String,
+    /// The engine's slot, filled once an App is configured: `cancel` and `rerun` go through
+    /// its `Actions`, which check who may.
+    pub engine: std::sync::Arc<std::sync::Mutex<Option<crate::engine::Engine>>>,
 }
 
 /// One command's channel: the writing half, and whether the client's terminal is raw.
@@ -102,6 +106,9 @@ async fn answer(gateway: &Gateway, login: &str, command: Command, out: &Out) -> 
             0
         }
         Command::Logs { run } => logs(&gateway, deps, login, run, out).await,
+        Command::Cancel { run } | Command::Rerun { run } => {
+            act(deps, login, command, run, out).await
+        }
         other => list(&gateway, deps, login, other, out).await,
     }
 }
@@ -318,4 +325,47 @@ async fn client_gone(mut read: russh::ChannelReadHalf) {
             _ => {}
         }
     }
+}
+
+/// `cancel RUN` and `rerun RUN`, through the engine's `Actions`, which answer a run the login may
+/// not read as one that does not exist.
+async fn act(deps: &CommandDeps, login: &str, command: Command, run: i64, out: &Out) -> u32 {
+    let actions = deps.engine.lock().expect("engine slot poisoned").as_ref().map(|e| e.actions());
+    let Some(actions) = actions else {
+        out.stderr_line("tether: no GitHub App is set up yet").await;
+        return EXIT_FAILED;
+    };
+    let done = match command {
+        Command::Cancel { .. } => {
+            actions.cancel(run, login).await.map(|()| format!("cancelled run {run}\n"))
+        }
+        _ => actions
+            .rerun(run, login)
+            .await
+            .map(|new| format!("run {run} runs again as run {new}\n")),
+    };
+    let refusal = match done {
+        Ok(text) => {
+            out.stdout(text.as_bytes()).await;
+            return 0;
+        }
+        Err(ActionError::NotFound) => ssh_command::no_such_run(run),
+        Err(ActionError::NotPermitted) => format!(
+            "tether: you may not do this to run {run}: it takes write access to the repository{}",
+            if matches!(command, Command::Cancel { .. }) {
+                ", or being the run's sender"
+            } else {
+                ""
+            }
+        ),
+        Err(ActionError::Finished) => format!("tether: run {run} has already finished"),
+        Err(ActionError::NotFinished) => format!("tether: run {run} has not finished yet"),
+        Err(ActionError::Failed(e)) => {
+            tracing::error!(login, run, error = format!("{e:#}"), "an SSH action failed");
+            out.stderr_line("tether: the server could not do it; try again").await;
+            return EXIT_FAILED;
+        }
+    };
+    out.stderr_line(&refusal).await;
+    EXIT_REFUSED
 }
