@@ -9,6 +9,9 @@ pub struct Repo {
     pub full_name: String,
     pub clone_url: String,
     pub default_branch: String,
+    /// The repository's page (`repository.html_url`), whose host is GitHub's or an
+    /// Enterprise server's: commit links are made from it.
+    pub html_url: Option<String>,
 }
 
 /// A GitHub user.
@@ -45,6 +48,8 @@ pub struct Push {
     /// The commit pushed; all zeros when the ref was deleted.
     pub after: String,
     pub deleted: bool,
+    /// The message of the commit pushed (`head_commit`, when it is `after`).
+    pub head_message: Option<String>,
 }
 
 impl Push {
@@ -73,6 +78,7 @@ pub struct PullRequest {
     pub head_clone_url: String,
     pub head_ref: String,
     pub base_ref: String,
+    pub title: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

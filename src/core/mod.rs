@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod command;
+pub mod commit;
 pub mod config;
 pub mod dispatch;
 pub mod duration;

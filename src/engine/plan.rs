@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::dispatch::Cancel;
 use super::item::OutboxItem;
 use super::{CommentRef, StoredThunk, Wakes};
+use crate::core::commit::CommitInfo;
 use crate::core::config::CONFIG_FILE;
 use crate::core::dispatch::Requirements;
 use crate::core::event::{IssueComment, PullRequest, Push};
@@ -70,6 +71,8 @@ pub struct Planned<'a> {
     deploys: bool,
     /// The `/run` comment that asked, if one did.
     comment_id: Option<i64>,
+    /// What the pages show of the commit.
+    commit: CommitInfo,
 }
 
 impl<'a> Planned<'a> {
@@ -88,6 +91,12 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: push.branch() == Some(push.repo.default_branch.as_str()),
                 comment_id: None,
+                commit: CommitInfo::new(
+                    push.branch(),
+                    push.head_message.as_deref(),
+                    push.repo.html_url.as_deref(),
+                    &push.after,
+                ),
             },
             Trigger::PullRequest(pr) => Planned {
                 repo: &pr.repo.full_name,
@@ -102,6 +111,12 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: false,
                 comment_id: None,
+                commit: CommitInfo::new(
+                    Some(&pr.head_ref),
+                    Some(&pr.title),
+                    pr.repo.html_url.as_deref(),
+                    &pr.head_sha,
+                ),
             },
             Trigger::RunComment(comment, head) => Planned {
                 repo: &comment.repo.full_name,
@@ -116,6 +131,12 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: false,
                 comment_id: Some(comment.comment_id),
+                commit: CommitInfo::new(
+                    Some(&head.head_ref),
+                    None,
+                    comment.repo.html_url.as_deref(),
+                    &head.sha,
+                ),
             },
         }
     }
@@ -218,6 +239,7 @@ impl Planner {
                 rerun_of: None,
                 deployment_environment: check.deployment.clone().filter(|_| plan.deploys),
                 queue_deadline: SystemTime::now() + self.queue_ttl,
+                commit: plan.commit.clone(),
             };
             ids.push(self.insert(run).await?);
         }

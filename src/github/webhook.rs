@@ -148,12 +148,15 @@ struct RepoBody {
     clone_url: String,
     // Push payloads also carry `master_branch`, the same value under an older name.
     default_branch: String,
+    /// Always sent by GitHub; optional here, as only links are made of it.
+    #[serde(default)]
+    html_url: Option<String>,
 }
 
 impl From<RepoBody> for Repo {
     fn from(repo: RepoBody) -> Repo {
-        let RepoBody { id, full_name, clone_url, default_branch } = repo;
-        Repo { id, full_name, clone_url, default_branch }
+        let RepoBody { id, full_name, clone_url, default_branch, html_url } = repo;
+        Repo { id, full_name, clone_url, default_branch, html_url }
     }
 }
 
@@ -184,10 +187,22 @@ struct PushBody {
     repository: RepoBody,
     sender: UserBody,
     installation: Option<InstallationId>,
+    /// Null when a ref is deleted, or a tag is pushed without new commits.
+    #[serde(default)]
+    head_commit: Option<HeadCommitBody>,
+}
+
+#[derive(Deserialize)]
+struct HeadCommitBody {
+    id: String,
+    message: String,
 }
 
 fn push(body: PushBody) -> Event {
+    let after = &body.after;
+    let head_message = body.head_commit.filter(|c| &c.id == after).map(|c| c.message);
     Event::Push(Push {
+        head_message,
         repo: body.repository.into(),
         sender: body.sender.into(),
         installation: body.installation.map(|i| i.id),
@@ -208,6 +223,8 @@ struct PullRequestBody {
 #[derive(Deserialize)]
 struct PullRequestFields {
     number: u64,
+    #[serde(default)]
+    title: String,
     head: HeadBody,
     base: BaseBody,
 }
@@ -233,7 +250,7 @@ struct BaseBody {
 }
 
 fn pull_request(action: PullRequestAction, body: PullRequestBody) -> Event {
-    let PullRequestFields { number, head, base } = body.pull_request;
+    let PullRequestFields { number, title, head, base } = body.pull_request;
     let repo: Repo = body.repository.into();
     // A deleted fork's commits stay reachable from the base repository (`refs/pull/N/head`).
     let head_clone_url = head.repo.map_or_else(|| repo.clone_url.clone(), |r| r.clone_url);
@@ -247,6 +264,7 @@ fn pull_request(action: PullRequestAction, body: PullRequestBody) -> Event {
         head_clone_url,
         head_ref: head.git_ref,
         base_ref: base.git_ref,
+        title,
     })
 }
 

@@ -71,6 +71,7 @@ fn hello_world() -> Repo {
         full_name: "Codertocat/Hello-World".into(),
         clone_url: "https://github.com/Codertocat/Hello-World.git".into(),
         default_branch: "master".into(),
+        html_url: Some("https://github.com/Codertocat/Hello-World".into()),
     }
 }
 
@@ -135,6 +136,7 @@ fn push_of_a_new_branch() {
         git_ref: "refs/heads/master".into(),
         after: "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
         deleted: false,
+        head_message: Some("Initial commit".into()),
     };
     assert_eq!(push, expected);
     assert_eq!(push.branch(), Some("master"));
@@ -158,6 +160,7 @@ fn pull_requests_that_run_checks() {
             head_clone_url: "https://github.com/Codertocat/Hello-World.git".into(),
             head_ref: "changes".into(),
             base_ref: "master".into(),
+            title: "Update the README with new information.".into(),
         };
         assert_eq!(parse("pull_request", body).unwrap(), Event::PullRequest(expected));
     }
@@ -220,6 +223,7 @@ fn check_run_rerequested() {
             // This fixture's clone URL is http, not https: taken as GitHub sends it.
             clone_url: "http://github.com/github/hello-world.git".into(),
             default_branch: "master".into(),
+            html_url: Some("http://github.com/github/hello-world".into()),
         },
         sender: User { id: 5346, login: "octocat".into() },
         installation: Some(1),
@@ -385,4 +389,15 @@ fn triage_stores_what_parse_acts_on_and_answers_the_rest() {
     }
     assert!(triage("push", b"{\"ref\": ").is_err());
     assert!(triage("push", b"[1, 2]").is_err());
+}
+
+#[test]
+fn a_push_s_message_is_its_head_commit_s_only_when_that_is_the_commit_pushed() {
+    let body = fixture!("push/with-new-branch.payload.json");
+    let other = edited(body, |v| v["after"] = "0123456789abcdef0123456789abcdef01234567".into());
+    let Event::Push(push) = parse("push", &other).unwrap() else { panic!() };
+    assert_eq!(push.head_message, None);
+    let none = edited(body, |v| v["head_commit"] = Value::Null);
+    let Event::Push(push) = parse("push", &none).unwrap() else { panic!() };
+    assert_eq!(push.head_message, None);
 }
