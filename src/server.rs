@@ -248,6 +248,7 @@ impl Server {
             access,
             self.sign_in,
         );
+        state.ssh_public_addr = self.parts.config.engine.ssh_public_addr.clone();
         match (self.app_slug, &self.app) {
             (Some(slug), _) => *state.app_slug.write().expect("slug lock poisoned") = Some(slug),
             (None, Some(app)) => self.parts.learn_slug(app.clone(), state.app_slug.clone()),

@@ -10,6 +10,7 @@ mod metrics;
 mod pages;
 mod run_page;
 mod runs;
+mod view;
 pub mod setup;
 mod webhook;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub sign_in: Arc<auth::SignIn>,
     /// The configured App's slug, when known (from `/setup`'s file), for the setup page.
     pub app_slug: Arc<RwLock<Option<String>>>,
+    /// `HOST:PORT` that runners connect to (`--ssh-public-addr`), for the connect command.
+    pub ssh_public_addr: String,
 }
 
 impl AppState {
@@ -76,7 +79,13 @@ impl AppState {
             access,
             sign_in,
             app_slug: Arc::default(),
+            ssh_public_addr: "HOST:6455".into(),
         }
+    }
+
+    /// No GitHub App is configured yet: `/setup` would create one.
+    fn needs_app(&self) -> bool {
+        self.setup.as_ref().is_some_and(|s| !s.done())
     }
 
     fn webhook_secret(&self) -> Option<Vec<u8>> {

@@ -64,7 +64,7 @@ impl Setup {
         }
     }
 
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.done.load(Ordering::SeqCst)
     }
 }
