@@ -18,6 +18,7 @@ pub mod filter;
 pub mod host_key;
 pub mod limits;
 pub mod notice;
+pub mod reach;
 pub mod report;
 pub mod run;
 pub mod runner_info;

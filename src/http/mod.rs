@@ -10,8 +10,8 @@ mod metrics;
 mod pages;
 mod run_page;
 mod runs;
-mod view;
 pub mod setup;
+mod view;
 mod webhook;
 
 use std::future::Future;

@@ -8,9 +8,9 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
 use super::auth::Header;
+use super::view::{CommitGroup, group_by_commit};
 use super::{AppState, HttpError};
 use crate::access::Visitor;
-use super::view::{CommitGroup, group_by_commit};
 use crate::store::RunnerRecord;
 
 #[derive(Template)]
@@ -60,7 +60,11 @@ pub async fn repo(
     let older = (records.len() == RUNS_PER_PAGE).then(|| records.last().map(|r| r.id)).flatten();
     let groups = group_by_commit(&records, SystemTime::now());
     let header = Header::of(&visitor);
-    Ok(Html(RepoPage { header, repo, groups, show_repo: false, older }.render().map_err(anyhow::Error::from)?))
+    Ok(Html(
+        RepoPage { header, repo, groups, show_repo: false, older }
+            .render()
+            .map_err(anyhow::Error::from)?,
+    ))
 }
 
 struct RunnerRow {

@@ -128,9 +128,8 @@ pub async fn page(
     let page = RunPage {
         header: Header::of(&visitor),
         head: RunHead::of(&run),
-        connect: (run.status == RunStatus::Queued).then(|| {
-            format!("tether runner --connect {}@{}", run.sender, state.ssh_public_addr)
-        }),
+        connect: (run.status == RunStatus::Queued)
+            .then(|| format!("tether runner --connect {}@{}", run.sender, state.ssh_public_addr)),
         has_raw,
         duration: duration(&run),
         run: RunJson::from(&run),
