@@ -90,3 +90,40 @@ async fn a_finished_run_has_a_compact_header_and_its_urls_linked() {
     let (_, index) = world.server.get("/").await;
     assert!(index.contains(">failed</a>") && index.contains("push by alice"), "{index}");
 }
+
+#[tokio::test]
+async fn in_chromium_the_log_starts_high_and_the_lists_fit() {
+    let Some(mut browser) = crate::browser::Browser::start().await else { return };
+    let world = World::new().await;
+    let (_runner, _ssh) = world.connect_runner().await;
+    let sha = world.commit_config(
+        "[checks.docs]\nrun = \"echo see https://x.test/docs; exit 1\"\n\n[checks.unit]\nrun = \"echo ok\"\n",
+    );
+    world.deliver("push", "pages-3", &enterprise_push(&world, &sha, "Write the docs")).await;
+    let runs = world.wait_for_check_runs(Duration::from_secs(30), |rs| completed(rs, 2)).await;
+    let failed = runs.iter().find(|r| r["name"] == "docs").unwrap();
+    let id = failed["external_id"].as_str().unwrap();
+    let base = &world.server.http_url;
+    let limit = Duration::from_secs(20);
+
+    browser.navigate(&format!("{base}/runs/{id}")).await;
+    assert!(browser.wait_for(limit, "document.getElementById('log') !== null").await);
+    // The header is a few rows: the log's first line is in the top half of the window.
+    let top = "document.getElementById('L1').getBoundingClientRect().top < innerHeight / 2";
+    assert_eq!(browser.eval(top).await, true, "{}", browser.dom().await);
+    let link = "document.querySelector('#L1 a[rel=\"nofollow noopener\"]')?.href";
+    assert_eq!(browser.eval(link).await, "https://x.test/docs");
+    browser.screenshot("pages-failed-run").await;
+
+    browser.navigate(&format!("{base}/")).await;
+    assert!(browser.wait_for(limit, "document.querySelector('.commit') !== null").await);
+    let fits = "[...document.querySelectorAll('ul.checks li, .commit-head')]\
+                .every(e => e.scrollWidth <= e.clientWidth + 1)";
+    assert_eq!(browser.eval(fits).await, true);
+    let checks = "document.querySelectorAll('.commit ul.checks li').length";
+    assert_eq!(browser.eval(checks).await, 2, "both checks under one commit");
+    browser.screenshot("pages-index").await;
+    browser.navigate(&format!("{base}/repos/{REPO}")).await;
+    assert!(browser.wait_for(limit, "document.querySelector('.commit') !== null").await);
+    browser.screenshot("pages-repo").await;
+}
