@@ -20,6 +20,7 @@ pub mod limits;
 pub mod notice;
 pub mod reach;
 pub mod report;
+pub mod retry;
 pub mod run;
 pub mod runner_info;
 pub mod signature;
