@@ -68,8 +68,11 @@ fn public_ip(ip: IpAddr) -> bool {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
             let shared = a == 100 && (64..128).contains(&b);
-            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified())
-                && !shared
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || shared)
         }
         IpAddr::V6(v6) => {
             let first = v6.segments()[0];
