@@ -1,6 +1,7 @@
 //! HTTP (axum, askama): pages, the JSON API and health. Handlers translate; the store and the
 //! gateway decide.
 
+mod actions;
 mod api;
 pub mod auth;
 mod conn;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub app_slug: Arc<RwLock<Option<String>>>,
     /// `HOST:PORT` that runners connect to (`--ssh-public-addr`), for the connect command.
     pub ssh_public_addr: String,
+    /// The engine, once there is a GitHub App (at start, or after `/setup`): cancel, re-run.
+    pub engine: Arc<std::sync::Mutex<Option<crate::engine::Engine>>>,
 }
 
 impl AppState {
@@ -80,12 +83,18 @@ impl AppState {
             sign_in,
             app_slug: Arc::default(),
             ssh_public_addr: "HOST:6455".into(),
+            engine: Arc::default(),
         }
     }
 
     /// No GitHub App is configured yet: `/setup` would create one.
     fn needs_app(&self) -> bool {
         self.setup.as_ref().is_some_and(|s| !s.done())
+    }
+
+    /// Cancel and re-run, once the engine runs.
+    fn actions(&self) -> Option<crate::engine::Actions> {
+        self.engine.lock().expect("engine slot poisoned").as_ref().map(|e| e.actions())
     }
 
     fn webhook_secret(&self) -> Option<Vec<u8>> {
@@ -109,6 +118,8 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(run_page::page))
         .route("/runs/{id}/raw", get(runs::raw))
         .route("/runs/{id}/events", get(live::events))
+        .route("/runs/{id}/cancel", post(actions::cancel))
+        .route("/runs/{id}/rerun", post(actions::rerun))
         .route("/login", get(auth::login))
         .route("/auth/callback", get(auth::callback))
         .route("/logout", post(auth::logout))
@@ -161,6 +172,8 @@ pub enum HttpError {
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{0}")]
     Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -182,6 +195,7 @@ impl IntoResponse for HttpError {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
+            HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");
