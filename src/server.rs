@@ -258,6 +258,7 @@ impl Server {
             access,
             self.sign_in,
         );
+        state.ssh_public_addr = self.parts.config.engine.ssh_public_addr.clone();
         // The engine's slot, shared with HTTP (for cancel and re-run) and filled by `/setup`
         // when it starts one later.
         state.engine = self.parts.started.clone();

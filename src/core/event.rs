@@ -11,6 +11,9 @@ pub struct Repo {
     pub default_branch: String,
     /// `repository.private`: who may see the repository's runs follows it.
     pub private: bool,
+    /// The repository's page (`repository.html_url`), whose host is GitHub's or an
+    /// Enterprise server's: commit links are made from it.
+    pub html_url: Option<String>,
 }
 
 /// A GitHub user.
@@ -90,6 +93,8 @@ pub struct Push {
     /// The commit pushed; all zeros when the ref was deleted.
     pub after: String,
     pub deleted: bool,
+    /// The message of the commit pushed (`head_commit`, when it is `after`).
+    pub head_message: Option<String>,
 }
 
 impl Push {
@@ -118,6 +123,7 @@ pub struct PullRequest {
     pub head_clone_url: String,
     pub head_ref: String,
     pub base_ref: String,
+    pub title: String,
     /// The pull request's author.
     pub author: String,
     /// Whether its head is in another repository than its base (a fork, or a deleted one).
@@ -217,6 +223,7 @@ mod tests {
             clone_url: "u".into(),
             default_branch: "main".into(),
             private: false,
+            html_url: None,
         };
         let pr = |sender: &str, from_fork: bool| PullRequest {
             action: PullRequestAction::Reopened,
@@ -230,6 +237,7 @@ mod tests {
             base_ref: "main".into(),
             author: "Carol".into(),
             from_fork,
+            title: "t".into(),
         };
         assert!(pr("carol", true).runs_on_sender());
         assert!(!pr("maintainer", true).runs_on_sender());

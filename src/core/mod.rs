@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod command;
+pub mod commit;
 pub mod config;
 pub mod dispatch;
 pub mod duration;
@@ -17,6 +18,7 @@ pub mod filter;
 pub mod host_key;
 pub mod limits;
 pub mod notice;
+pub mod reach;
 pub mod report;
 pub mod retry;
 pub mod run;

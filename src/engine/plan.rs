@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::dispatch::Cancel;
 use super::item::OutboxItem;
 use super::{CommentRef, StoredThunk, Wakes};
+use crate::core::commit::CommitInfo;
 use crate::core::config::CONFIG_FILE;
 use crate::core::dispatch::Requirements;
 use crate::core::event::{IssueComment, PullRequest, Push};
@@ -70,6 +71,8 @@ pub struct Planned<'a> {
     deploys: bool,
     /// The `/run` comment that asked, if one did.
     comment_id: Option<i64>,
+    /// What the pages show of the commit.
+    commit: CommitInfo,
     /// The runs wait for a `/run` rather than go to the sender's runner: a fork's pull request
     /// that its sender did not author.
     held: bool,
@@ -91,6 +94,12 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: push.branch() == Some(push.repo.default_branch.as_str()),
                 comment_id: None,
+                commit: CommitInfo::new(
+                    push.branch(),
+                    push.head_message.as_deref(),
+                    push.repo.html_url.as_deref(),
+                    &push.after,
+                ),
                 held: false,
             },
             Trigger::PullRequest(pr) => Planned {
@@ -106,6 +115,12 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: false,
                 comment_id: None,
+                commit: CommitInfo::new(
+                    Some(&pr.head_ref),
+                    Some(&pr.title),
+                    pr.repo.html_url.as_deref(),
+                    &pr.head_sha,
+                ),
                 held: !pr.runs_on_sender(),
             },
             Trigger::RunComment(comment, head) => Planned {
@@ -121,6 +136,12 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: false,
                 comment_id: Some(comment.comment_id),
+                commit: CommitInfo::new(
+                    Some(&head.head_ref),
+                    None,
+                    comment.repo.html_url.as_deref(),
+                    &head.sha,
+                ),
                 // Typing `/run` is the consent to run the code on one's own runner.
                 held: false,
             },
@@ -230,6 +251,7 @@ impl Planner {
                 rerun_of: None,
                 deployment_environment: check.deployment.clone().filter(|_| plan.deploys),
                 queue_deadline: SystemTime::now() + self.queue_ttl,
+                commit: plan.commit.clone(),
             };
             ids.push(self.insert(run).await?);
         }

@@ -158,6 +158,9 @@ struct RepoBody {
     /// Missing counts as private: a repository whose privacy is not known is hidden.
     #[serde(default = "unknown_is_private")]
     private: bool,
+    /// Always sent by GitHub; optional here, as only links are made of it.
+    #[serde(default)]
+    html_url: Option<String>,
 }
 
 fn unknown_is_private() -> bool {
@@ -166,8 +169,8 @@ fn unknown_is_private() -> bool {
 
 impl From<RepoBody> for Repo {
     fn from(repo: RepoBody) -> Repo {
-        let RepoBody { id, full_name, clone_url, default_branch, private } = repo;
-        Repo { id, full_name, clone_url, default_branch, private }
+        let RepoBody { id, full_name, clone_url, default_branch, private, html_url } = repo;
+        Repo { id, full_name, clone_url, default_branch, private, html_url }
     }
 }
 
@@ -198,10 +201,22 @@ struct PushBody {
     repository: RepoBody,
     sender: UserBody,
     installation: Option<InstallationId>,
+    /// Null when a ref is deleted, or a tag is pushed without new commits.
+    #[serde(default)]
+    head_commit: Option<HeadCommitBody>,
+}
+
+#[derive(Deserialize)]
+struct HeadCommitBody {
+    id: String,
+    message: String,
 }
 
 fn push(body: PushBody) -> Event {
+    let after = &body.after;
+    let head_message = body.head_commit.filter(|c| &c.id == after).map(|c| c.message);
     Event::Push(Push {
+        head_message,
         repo: body.repository.into(),
         sender: body.sender.into(),
         installation: body.installation.map(|i| i.id),
@@ -222,6 +237,8 @@ struct PullRequestBody {
 #[derive(Deserialize)]
 struct PullRequestFields {
     number: u64,
+    #[serde(default)]
+    title: String,
     user: UserBody,
     head: HeadBody,
     base: BaseBody,
@@ -249,7 +266,7 @@ struct BaseBody {
 }
 
 fn pull_request(action: PullRequestAction, body: PullRequestBody) -> Event {
-    let PullRequestFields { number, user, head, base } = body.pull_request;
+    let PullRequestFields { number, title, user, head, base } = body.pull_request;
     let repo: Repo = body.repository.into();
     // A deleted fork is still a fork: its head is not the base repository's.
     let from_fork = head.repo.as_ref().is_none_or(|r| r.id != repo.id);
@@ -265,6 +282,7 @@ fn pull_request(action: PullRequestAction, body: PullRequestBody) -> Event {
         head_clone_url,
         head_ref: head.git_ref,
         base_ref: base.git_ref,
+        title,
         author: user.login,
         from_fork,
     })

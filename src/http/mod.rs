@@ -12,6 +12,7 @@ mod pages;
 mod run_page;
 mod runs;
 pub mod setup;
+mod view;
 mod webhook;
 
 use std::future::Future;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub sign_in: Arc<auth::SignIn>,
     /// The configured App's slug, when known (from `/setup`'s file), for the setup page.
     pub app_slug: Arc<RwLock<Option<String>>>,
+    /// `HOST:PORT` that runners connect to (`--ssh-public-addr`), for the connect command.
+    pub ssh_public_addr: String,
     /// The engine, once there is a GitHub App (at start, or after `/setup`): cancel, re-run.
     pub engine: Arc<std::sync::Mutex<Option<crate::engine::Engine>>>,
 }
@@ -79,8 +82,14 @@ impl AppState {
             access,
             sign_in,
             app_slug: Arc::default(),
+            ssh_public_addr: "HOST:6455".into(),
             engine: Arc::default(),
         }
+    }
+
+    /// No GitHub App is configured yet: `/setup` would create one.
+    fn needs_app(&self) -> bool {
+        self.setup.as_ref().is_some_and(|s| !s.done())
     }
 
     /// Cancel and re-run, once the engine runs.

@@ -1,21 +1,30 @@
 //! HTML pages, rendered with askama templates from `templates/`.
 
+use std::time::SystemTime;
+
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 
 use super::auth::Header;
+use super::view::{CommitGroup, group_by_commit};
 use super::{AppState, HttpError};
 use crate::access::Visitor;
-use crate::store::{RunRecord, RunnerRecord};
+use crate::store::RunnerRecord;
 
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
     header: Header,
     runners: Vec<RunnerRow>,
-    runs: Vec<RunRow>,
+    groups: Vec<CommitGroup>,
+    /// The runs list names each commit's repository.
+    show_repo: bool,
+    /// The command that connects a runner, with this server's host and port.
+    connect: String,
+    /// No GitHub App yet: the page points to `/setup`.
+    needs_app: bool,
 }
 
 #[derive(Template)]
@@ -23,45 +32,14 @@ struct IndexPage {
 struct RepoPage {
     header: Header,
     repo: String,
-    runs: Vec<RunRow>,
+    groups: Vec<CommitGroup>,
+    show_repo: bool,
     /// The id to page from, when there may be older runs.
     older: Option<i64>,
 }
 
 /// Runs shown per page.
 const RUNS_PER_PAGE: usize = 50;
-
-/// A run in a list.
-struct RunRow {
-    id: i64,
-    repo: String,
-    check: String,
-    sender: String,
-    status: String,
-    short_sha: String,
-    duration: String,
-}
-
-impl From<&RunRecord> for RunRow {
-    fn from(r: &RunRecord) -> RunRow {
-        let duration = match (r.started_at, r.finished_at) {
-            (Some(start), Some(end)) => {
-                crate::core::duration::format(end.duration_since(start).unwrap_or_default())
-            }
-            (Some(_), None) => "running".into(),
-            _ => "-".into(),
-        };
-        RunRow {
-            id: r.id,
-            repo: r.repo.clone(),
-            check: r.check.clone(),
-            sender: r.sender.clone(),
-            status: r.conclusion.map_or(r.status.as_str(), |c| c.as_str()).to_string(),
-            short_sha: r.sha.chars().take(10).collect(),
-            duration,
-        }
-    }
-}
 
 #[derive(serde::Deserialize)]
 pub struct Page {
@@ -80,9 +58,13 @@ pub async fn repo(
     }
     let records = state.store.recent_runs(Some(&repo), RUNS_PER_PAGE, page.before).await?;
     let older = (records.len() == RUNS_PER_PAGE).then(|| records.last().map(|r| r.id)).flatten();
-    let runs = records.iter().map(RunRow::from).collect();
+    let groups = group_by_commit(&records, SystemTime::now());
     let header = Header::of(&visitor);
-    Ok(Html(RepoPage { header, repo, runs, older }.render().map_err(anyhow::Error::from)?))
+    Ok(Html(
+        RepoPage { header, repo, groups, show_repo: false, older }
+            .render()
+            .map_err(anyhow::Error::from)?,
+    ))
 }
 
 struct RunnerRow {
@@ -114,8 +96,12 @@ pub async fn index(
     let runners = state.store.runners().await?.into_iter().map(RunnerRow::from).collect();
     let readable = state.access.readable_private_repos(&visitor).await?;
     let records = state.store.visible_recent_runs(&readable, RUNS_PER_PAGE, None).await?;
-    let runs = records.iter().map(RunRow::from).collect();
-    let page = IndexPage { header: Header::of(&visitor), runners, runs };
+    let groups = group_by_commit(&records, SystemTime::now());
+    let header = Header::of(&visitor);
+    let login = header.login.clone().unwrap_or_else(|| "LOGIN".into());
+    let connect = format!("tether runner --connect {login}@{}", state.ssh_public_addr);
+    let needs_app = state.needs_app();
+    let page = IndexPage { header, runners, groups, show_repo: true, connect, needs_app };
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 

@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::auth::Header;
 use super::runs::{RunJson, find};
+use super::view::{self, Status, When};
 use super::{AppState, HttpError};
 use crate::access::Visitor;
 use crate::logs::{BlobStream, LogPages};
@@ -28,7 +29,12 @@ const LOG_SLOT: &str = "<!--tether:log-->";
 struct RunPage {
     header: Header,
     run: RunJson,
-    commit_url: String,
+    /// What the header shows beyond `run`.
+    head: RunHead,
+    /// For a queued run: the command that connects a runner of its sender.
+    connect: Option<String>,
+    /// The raw log exists (the run ended with a stored log); else no link to it.
+    has_raw: bool,
     duration: String,
     /// What to say when there is no log to show; empty when there is one.
     note: &'static str,
@@ -62,6 +68,31 @@ impl May {
         } else {
             May { cancel: access.may_cancel(&person.login, run).await?, rerun: false }
         })
+    }
+}
+
+/// The compact header's facts, in words.
+struct RunHead {
+    status: Status,
+    created: When,
+    short_sha: String,
+    commit_url: Option<String>,
+    branch: Option<String>,
+    message: Option<String>,
+    short_thunk: String,
+}
+
+impl RunHead {
+    fn of(run: &RunRecord) -> RunHead {
+        RunHead {
+            status: view::status(run.status, run.conclusion),
+            created: When::new(SystemTime::now(), run.created_at),
+            short_sha: view::short(&run.sha),
+            commit_url: run.commit.url.clone(),
+            branch: run.commit.branch.clone(),
+            message: run.commit.message.clone(),
+            short_thunk: view::short(&run.thunk_id),
+        }
     }
 }
 
@@ -114,6 +145,7 @@ pub async fn page(
 ) -> Result<Response, HttpError> {
     let run = find(&state, &visitor, id).await?;
     let view = log_view(&state, &run, q.page).await?;
+    let has_raw = run.status == RunStatus::Completed && matches!(view, LogView::Stored(..));
     let may = May::of(&state, &visitor, &run).await?;
     let (note, live_last, nav, log) = match view {
         LogView::Missing(note) => (note, None, None, stream::empty().boxed()),
@@ -122,7 +154,10 @@ pub async fn page(
     };
     let page = RunPage {
         header: Header::of(&visitor),
-        commit_url: format!("https://github.com/{}/commit/{}", run.repo, run.sha),
+        head: RunHead::of(&run),
+        connect: (run.status == RunStatus::Queued)
+            .then(|| format!("tether runner --connect {}@{}", run.sender, state.ssh_public_addr)),
+        has_raw,
         duration: duration(&run),
         run: RunJson::from(&run),
         note,

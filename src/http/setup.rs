@@ -21,6 +21,7 @@ use super::auth::{Header, cookie, message};
 use super::{AppState, HttpError};
 use crate::access::Visitor;
 use crate::core::auth::{PendingStates, SETUP_STATE_TTL, same_secret};
+use crate::core::reach::external_url_warnings;
 use crate::github::GitHub;
 use crate::setup::{SavedApp, manifest};
 
@@ -64,7 +65,7 @@ impl Setup {
         }
     }
 
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         self.done.load(Ordering::SeqCst)
     }
 }
@@ -80,6 +81,8 @@ struct SetupPage {
     action: String,
     manifest: String,
     state: String,
+    /// Why GitHub may not reach the external URL the App's webhook would point at.
+    warnings: Vec<String>,
 }
 
 /// The setup page's policy: the site's, with GitHub's web origin allowed as a form target.
@@ -112,6 +115,7 @@ pub async fn page(
             action: String::new(),
             manifest: String::new(),
             state: String::new(),
+            warnings: Vec::new(),
         };
         return Ok(Html(page.render().map_err(anyhow::Error::from)?).into_response());
     };
@@ -130,6 +134,10 @@ pub async fn page(
         action: format!("{web}/settings/apps/new?state={token}"),
         manifest: manifest(&setup.external_url).to_string(),
         state: token.clone(),
+        warnings: external_url_warnings(&setup.external_url)
+            .iter()
+            .map(|w| w.to_string())
+            .collect(),
     };
     let html = Html(page.render().map_err(anyhow::Error::from)?);
     let policy = HeaderValue::from_str(&setup_policy(&web)).map_err(anyhow::Error::from)?;

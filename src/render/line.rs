@@ -1,5 +1,6 @@
 //! The line being written, as terminal cells with a cursor, and its HTML once it is complete.
 
+use super::autolink;
 use super::style::Style;
 
 /// A line whose text would grow past this many bytes (UTF-8, before escaping) is split: what
@@ -139,9 +140,36 @@ impl LineBuf {
         self.links.len() as u16
     }
 
+    /// Links the plain `http(s)://` URLs in the line's text that no OSC 8 link covers, as OSC 8
+    /// links are: the same `href` checks, `HREF_MAX_BYTES` and `LINKS_MAX_PER_LINE`. Only a
+    /// URL that starts the line or follows a character other than a letter or digit counts.
+    fn link_plain_urls(&mut self) {
+        let mut i = 0;
+        while i < self.cells.len() {
+            let starts = self.cells[i].link == 0
+                && matches!(self.cells[i].ch, 'h' | 'H')
+                && (i == 0 || !self.cells[i - 1].ch.is_alphanumeric());
+            let unlinked = |k: usize| self.cells.get(i + k).filter(|c| c.link == 0).map(|c| c.ch);
+            let Some(len) = starts.then(|| autolink::url_len(unlinked)).flatten() else {
+                i += 1;
+                continue;
+            };
+            let uri: String = self.cells[i..i + len].iter().map(|c| c.ch).collect();
+            if let Some(href) = href(uri.as_bytes()) {
+                let id = self.link_id(&href);
+                if id == 0 {
+                    return;
+                }
+                self.cells[i..i + len].iter_mut().for_each(|cell| cell.link = id);
+            }
+            i += len;
+        }
+    }
+
     /// The HTML of the line in at most `budget` bytes, with as much detail as fits; leaves the
     /// line empty with the cursor at its start.
     pub(super) fn take_html(&mut self, budget: usize) -> String {
+        self.link_plain_urls();
         let mut out = String::with_capacity((self.text_bytes + self.text_bytes / 4).min(budget));
         for detail in [Detail::Full, Detail::NoLinks, Detail::Plain, Detail::ShortBlanks] {
             out.clear();

@@ -14,7 +14,9 @@
 //!   `background-color:#rrggbb` for 256-colour and truecolor values, computed from the numbers;
 //! - `<a href="http…" rel="nofollow noopener">` for OSC 8 hyperlinks to `http:` and `https:`
 //!   URLs (percent-encoded and escaped, at most [`HREF_MAX_BYTES`]), around such spans; once per
-//!   link and line: a link's later pieces on the line (after overwrites) are plain text.
+//!   link and line: a link's later pieces on the line (after overwrites) are plain text. Plain
+//!   `http://` and `https://` URLs in the text are linked the same way, within the same bounds
+//!   (a URL that appears twice on a line is linked the first time).
 //!
 //! The HTML is bounded by what it is made of, whatever the input: a line's HTML is at most
 //! [`HTML_BYTES_PER_RAW_BYTE`] times the bytes of the log that made it, and at most
@@ -28,6 +30,7 @@
 //! escape (OSC but 8, DCS, SOS, PM, APC, charset selections) are swallowed whole. Tabs stay, other
 //! C0 and C1 controls are dropped, invalid UTF-8 shows as U+FFFD.
 
+mod autolink;
 mod line;
 mod parse;
 mod style;

@@ -426,3 +426,59 @@ fn styled_cells_in_alternation_fall_back_to_plain_text_within_the_bound() {
     assert!(out.len() <= 32 * input.len(), "{} bytes from {}", out.len(), input.len());
     assert_eq!(out, "ba".repeat(4000), "the text is all there");
 }
+
+#[test]
+fn plain_urls_are_linked_escaped_and_without_their_sentence() {
+    assert_eq!(
+        one(b"see https://x.test/a?b=1&c=2. Done"),
+        "see <a href=\"https://x.test/a?b=1&amp;c=2\" rel=\"nofollow noopener\">https://x.test/a?b=1&amp;c=2</a>. Done"
+    );
+    assert_eq!(
+        one(b"(http://h:8080/p)"),
+        "(<a href=\"http://h:8080/p\" rel=\"nofollow noopener\">http://h:8080/p</a>)"
+    );
+    // Styles inside a URL stay inside its link.
+    assert_eq!(
+        one(b"\x1b[1mhttps://x.test/\x1b[0ma"),
+        "<a href=\"https://x.test/a\" rel=\"nofollow noopener\"><span class=\"c-bold\">https://x.test/</span>a</a>"
+    );
+}
+
+#[test]
+fn hostile_plain_urls_stay_text_or_stay_escaped() {
+    // Quotes and angle brackets end a URL: no attribute or tag can be made of one.
+    assert_eq!(
+        one(b"https://x.test/\"onmouseover=\"alert(1)"),
+        "<a href=\"https://x.test/\" rel=\"nofollow noopener\">https://x.test/</a>&quot;onmouseover=&quot;alert(1)"
+    );
+    assert_eq!(
+        one(b"http://x.test/<script>"),
+        "<a href=\"http://x.test/\" rel=\"nofollow noopener\">http://x.test/</a>&lt;script&gt;"
+    );
+    for text in
+        ["javascript:alert(1)", "data:text/html,x", "xhttp://x.test/", "https://", "file:///etc"]
+    {
+        assert_eq!(one(text.as_bytes()), text.replace('\'', "&#39;"), "{text}");
+    }
+    // Past `HREF_MAX_BYTES` a URL is text, as an OSC 8 link would be.
+    let long = format!("https://x.test/{}", "&".repeat(HREF_MAX_BYTES / 5));
+    assert!(!one(long.as_bytes()).contains("<a "));
+}
+
+#[test]
+fn plain_urls_keep_to_the_bounds_of_links() {
+    // As many URLs as a line may hold links, and more: the rest are text.
+    let urls: Vec<String> =
+        (0..line::LINKS_MAX_PER_LINE + 10).map(|i| format!("https://x.test/{i}")).collect();
+    let out = one(urls.join(" ").as_bytes());
+    assert_eq!(out.matches("<a href=").count(), line::LINKS_MAX_PER_LINE);
+    // A URL inside an OSC 8 link is that link's text, not a second link.
+    assert_eq!(
+        one(b"\x1b]8;;https://a.test/\x07https://b.test/\x1b]8;;\x07"),
+        "<a href=\"https://a.test/\" rel=\"nofollow noopener\">https://b.test/</a>"
+    );
+    // Many short URLs: the line's HTML stays within its bound by dropping links.
+    let dense = " http://a".repeat(2000);
+    let lines = render(dense.as_bytes());
+    assert!(lines[0].html.len() <= HTML_BYTES_PER_RAW_BYTE * dense.len());
+}

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Params, Row};
 
 use super::runs::{NewRun, RunStatus};
 use super::{Store, StoreError, count, limit, system_time, to_i64};
+use crate::core::commit::CommitInfo;
 use crate::core::run::Conclusion;
 
 /// A stored run: the run as it was queued, and what became of it. Times are to the millisecond.
@@ -42,7 +43,7 @@ impl std::ops::Deref for RunRecord {
 const SELECT_RUNS: &str = "SELECT id, repo, installation_id, sha, check_name, event, sender,
         pr_number, thunk, thunk_id, delivery_id, rerun_of, deployment_environment,
         queue_deadline_ms, status, conclusion, runner, exit, check_run_id, deployment_id,
-        created_at_ms, started_at_ms, finished_at_ms
+        created_at_ms, started_at_ms, finished_at_ms, branch, commit_message, commit_url
     FROM runs";
 
 /// Columns of [`SELECT_RUNS`] decoded beyond what rusqlite does.
@@ -226,6 +227,7 @@ fn record(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         rerun_of: row.get(11)?,
         deployment_environment: row.get(12)?,
         queue_deadline: time(13)?,
+        commit: CommitInfo { branch: row.get(23)?, message: row.get(24)?, url: row.get(25)? },
     };
     Ok(RunRecord {
         id: row.get(0)?,

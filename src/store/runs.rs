@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::outbox::{self, OutboxEntry};
 use super::{Store, StoreError, millis, now_ms, to_i64};
+use crate::core::commit::CommitInfo;
 use crate::core::run::Conclusion;
 
 /// Where a run is in its life.
@@ -60,6 +61,8 @@ pub struct NewRun {
     pub deployment_environment: Option<String>,
     /// When a still-queued run ends timed_out; stored to the millisecond.
     pub queue_deadline: SystemTime,
+    /// The commit's branch, message and link, for the pages.
+    pub commit: CommitInfo,
 }
 
 impl Store {
@@ -177,10 +180,12 @@ fn insert_row(tx: &Transaction<'_>, run: &NewRun, now_ms: i64) -> rusqlite::Resu
     tx.query_row(
         "INSERT INTO runs (repo, installation_id, sha, check_name, event, sender, pr_number,
                            thunk, thunk_id, delivery_id, rerun_of, deployment_environment,
-                           queue_deadline_ms, status, created_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued', ?14)
+                           queue_deadline_ms, status, created_at_ms, branch, commit_message,
+                           commit_url)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'queued', ?14, ?15, ?16,
+                 ?17)
          RETURNING id",
-        (
+        rusqlite::params![
             &run.repo,
             run.installation_id,
             &run.sha,
@@ -195,7 +200,10 @@ fn insert_row(tx: &Transaction<'_>, run: &NewRun, now_ms: i64) -> rusqlite::Resu
             &run.deployment_environment,
             millis(run.queue_deadline),
             now_ms,
-        ),
+            &run.commit.branch,
+            &run.commit.message,
+            &run.commit.url,
+        ],
         |row| row.get(0),
     )
 }

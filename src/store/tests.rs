@@ -8,6 +8,7 @@ use tempfile::TempDir;
 
 use super::migrate::{self, MIGRATIONS, user_version};
 use super::*;
+use crate::core::commit::CommitInfo;
 
 /// How long the runtime must go on running other tasks while a call waits for a lock.
 const LOCKED_WAIT: Duration = Duration::from_millis(50);
@@ -71,6 +72,11 @@ pub(super) fn new_run(delivery: Option<&str>, check: &str) -> NewRun {
         rerun_of: None,
         deployment_environment: None,
         queue_deadline: at_ms(9_000),
+        commit: CommitInfo {
+            branch: Some("main".to_owned()),
+            message: Some("Fix the widgets".to_owned()),
+            url: Some("https://ghe.example/acme/widgets/commit/0123abcd".to_owned()),
+        },
     }
 }
 

@@ -25,6 +25,7 @@ mod local_run;
 mod log_bounds;
 mod log_pages;
 mod messages;
+mod pages;
 mod podman;
 mod runner;
 mod runner_feedback;

@@ -195,6 +195,8 @@ impl World {
         let mut payload = self.fixture("push/with-new-branch", "alice");
         payload["ref"] = format!("refs/heads/{branch}").into();
         payload["after"] = sha.into();
+        // The commit pushed is the head commit, as GitHub sends it.
+        payload["head_commit"]["id"] = sha.into();
         serde_json::to_vec(&payload).unwrap()
     }
 

@@ -73,6 +73,7 @@ fn hello_world() -> Repo {
         clone_url: "https://github.com/Codertocat/Hello-World.git".into(),
         default_branch: "master".into(),
         private: false,
+        html_url: Some("https://github.com/Codertocat/Hello-World".into()),
     }
 }
 
@@ -137,6 +138,7 @@ fn push_of_a_new_branch() {
         git_ref: "refs/heads/master".into(),
         after: "6113728f27ae82c7b1a177c8d03f9e96e0adf246".into(),
         deleted: false,
+        head_message: Some("Initial commit".into()),
     };
     assert_eq!(push, expected);
     assert_eq!(push.branch(), Some("master"));
@@ -160,6 +162,7 @@ fn pull_requests_that_run_checks() {
             head_clone_url: "https://github.com/Codertocat/Hello-World.git".into(),
             head_ref: "changes".into(),
             base_ref: "master".into(),
+            title: "Update the README with new information.".into(),
             author: "Codertocat".into(),
             from_fork: false,
         };
@@ -233,6 +236,7 @@ fn check_run_rerequested() {
             clone_url: "http://github.com/github/hello-world.git".into(),
             default_branch: "master".into(),
             private: false,
+            html_url: Some("http://github.com/github/hello-world".into()),
         },
         sender: User { id: 5346, login: "octocat".into() },
         installation: Some(1),
@@ -451,4 +455,15 @@ fn repository_privatized_and_publicized_say_so_whatever_else_the_payload_holds()
         );
     }
     assert_eq!(triage("repository", &as_event("renamed")).unwrap(), Triage::Ignore);
+}
+
+#[test]
+fn a_push_s_message_is_its_head_commit_s_only_when_that_is_the_commit_pushed() {
+    let body = fixture!("push/with-new-branch.payload.json");
+    let other = edited(body, |v| v["after"] = "0123456789abcdef0123456789abcdef01234567".into());
+    let Event::Push(push) = parse("push", &other).unwrap() else { panic!() };
+    assert_eq!(push.head_message, None);
+    let none = edited(body, |v| v["head_commit"] = Value::Null);
+    let Event::Push(push) = parse("push", &none).unwrap() else { panic!() };
+    assert_eq!(push.head_message, None);
 }

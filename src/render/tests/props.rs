@@ -18,6 +18,9 @@ fn log_piece() -> impl Strategy<Value = Vec<u8>> {
         b"48;5;",
         b"\x1bP",
         b"\xe2\x82\xac",
+        b"https://h.test/",
+        b"HTTP://[",
+        b" http://x",
     ];
     prop_oneof![
         4 => log_byte().prop_map(|b| vec![b]),
@@ -52,6 +55,8 @@ fn amplifying_piece() -> impl Strategy<Value = Vec<u8>> {
         b"\x1b[1;2;3;4;9;7;38;2;1;2;3;48;2;4;5;6m".to_vec(),
         b"\x1b[0m".to_vec(),
         b"\"\"\"\"".to_vec(),
+        b" http://a".to_vec(),
+        format!("https://h.test/{}", "&".repeat(400)).into_bytes(),
     ];
     prop_oneof![
         2 => log_piece(),

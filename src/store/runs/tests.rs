@@ -234,3 +234,35 @@ async fn github_ids_are_remembered() {
     let untouched = store.run(other).await.unwrap().unwrap();
     assert_eq!((untouched.check_run_id, untouched.deployment_id), (None, None));
 }
+
+/// A run keeps its commit's branch, message and link as it was planned with them.
+#[tokio::test]
+async fn a_run_keeps_its_commit_facts() {
+    let (_dir, _path, store) = new_store().await;
+    let run = new_run(None, "test");
+    let id = insert(&store, run.clone()).await;
+    let stored = store.run(id).await.unwrap().unwrap();
+    assert_eq!(stored.commit, run.commit);
+    assert_eq!(stored.commit.message.as_deref(), Some("Fix the widgets"));
+}
+
+/// Migration 0007 leaves the runs from before it without commit facts, and readable.
+#[tokio::test]
+async fn runs_from_before_0007_read_without_commit_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    crate::store::migrate::apply(&mut conn, &crate::store::migrate::MIGRATIONS[..4]).unwrap();
+    conn.execute(
+        "INSERT INTO runs (repo, sha, check_name, event, sender, thunk, thunk_id,
+                           queue_deadline_ms, status, created_at_ms)
+         VALUES ('acme/widgets', 'abcd', 'test', 'push', 'alice', '{}', 't', 1, 'queued', 1)",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let store = crate::store::Store::open(&path).await.unwrap();
+    let old = store.recent_runs(None, 10, None).await.unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].commit, crate::core::commit::CommitInfo::default());
+}
