@@ -14,6 +14,8 @@ pub const MARKER_LINE_MAX_BYTES: usize = 512;
 pub const SECTION_TITLE_MAX_CHARS: usize = 200;
 /// The most sections one run gets; later markers stay plain lines of the log.
 pub const SECTIONS_MAX: usize = 1000;
+/// The most steps of one run a server keeps: the built-in ones and every section.
+pub const STEPS_PER_RUN_MAX: usize = SECTIONS_MAX + 3;
 
 /// What a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +38,14 @@ pub enum StepStatus {
 }
 
 impl StepKind {
+    pub const ALL: [StepKind; 4] =
+        [StepKind::Checkout, StepKind::Image, StepKind::Run, StepKind::Section];
+
+    /// The kind named `name` (as [`StepKind::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<StepKind> {
+        StepKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Checkout => "checkout",
@@ -47,6 +57,19 @@ impl StepKind {
 }
 
 impl StepStatus {
+    pub const ALL: [StepStatus; 5] = [
+        StepStatus::Running,
+        StepStatus::Success,
+        StepStatus::Failure,
+        StepStatus::Cancelled,
+        StepStatus::Skipped,
+    ];
+
+    /// The status named `name` (as [`StepStatus::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<StepStatus> {
+        StepStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Running => "running",
