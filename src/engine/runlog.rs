@@ -163,7 +163,7 @@ impl RunLog {
         published: &mut Vec<LiveLine>,
     ) {
         debug_assert!(!text.contains(['<', '>', '&', '"', '\'']), "{text}");
-        let line = Line { number: self.lines + 1, html: text.to_string() };
+        let line = Line { number: self.lines + 1, html: text.to_string(), wrapped: false };
         self.push_line(&line, at, markup, published, 0);
     }
 
