@@ -257,6 +257,48 @@ impl Steps {
     }
 }
 
+/// The steps a server keeps of one run as its runner reports them: a new step only next in
+/// order and within [`STEPS_PER_RUN_MAX`], and a step's end only once, so that a runner sending
+/// events without end changes each step at most twice.
+#[derive(Debug, Default)]
+pub struct KeptSteps {
+    steps: Vec<Step>,
+}
+
+impl KeptSteps {
+    /// Takes a step event; returns the step as kept when it changed something.
+    pub fn take(&mut self, step: Step) -> Option<Step> {
+        let index = step.index as usize;
+        if index == self.steps.len() && index < STEPS_PER_RUN_MAX {
+            self.steps.push(step.clone());
+            return Some(step);
+        }
+        let known = self.steps.get_mut(index)?;
+        if known.status != StepStatus::Running || step.status == StepStatus::Running {
+            return None;
+        }
+        // What began stays as it began: only the end is new.
+        known.status = step.status;
+        known.finished = step.finished;
+        known.last_line = step.last_line.max(known.first_line);
+        Some(known.clone())
+    }
+
+    /// Ends every step still running with `status`, at `at` and line `last`: the run ended
+    /// without its runner saying so. Returns the steps it ended.
+    pub fn end_running(&mut self, status: StepStatus, at: SystemTime, last: u64) -> Vec<Step> {
+        let running = self.steps.iter_mut().filter(|s| s.status == StepStatus::Running);
+        running
+            .map(|step| {
+                step.status = status;
+                step.finished = Some(at.max(step.started));
+                step.last_line = last.max(step.first_line);
+                step.clone()
+            })
+            .collect()
+    }
+}
+
 /// A section's title: the marker line's rest, trimmed, as text without control characters, at most
 /// [`SECTION_TITLE_MAX_CHARS`]; `section` when it is empty.
 fn section_title(raw: &[u8]) -> String {

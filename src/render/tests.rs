@@ -54,8 +54,7 @@ fn finish_returns_the_unterminated_line_and_resets() {
 
 #[test]
 fn line_markup_wraps_a_line_with_its_anchor() {
-    let line =
-        Line { number: 7, html: "<span class=\"c-bold\">x</span>".into(), wrapped: false };
+    let line = Line { number: 7, html: "<span class=\"c-bold\">x</span>".into(), wrapped: false };
     assert_eq!(
         line_markup(
             &line,

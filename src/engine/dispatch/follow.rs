@@ -7,7 +7,8 @@ use tokio::sync::oneshot;
 
 use super::Dispatcher;
 use crate::core::run::RunEnd;
-use crate::core::{EventContext, RunEvent};
+use crate::core::steps::KeptSteps;
+use crate::core::{EventContext, RunEvent, Step, StepStatus};
 use crate::engine::StoredThunk;
 use crate::engine::ends::Ending;
 use crate::engine::live::LivePublisher;
@@ -102,6 +103,7 @@ impl Dispatcher {
             }
         };
         tokio::pin!(cancelled);
+        let mut steps = KeptSteps::default();
         let stopped = loop {
             tokio::select! {
                 event = events.next() => match event {
@@ -109,8 +111,11 @@ impl Dispatcher {
                     Some(Ok(RunEvent::Finished(finished))) => {
                         break Stopped::Ended(RunEnd::Finished(finished));
                     }
-                    // Steps are not stored yet; they must not end the run.
-                    Some(Ok(RunEvent::Started { .. } | RunEvent::Step(_))) => {}
+                    Some(Ok(RunEvent::Step(step))) => {
+                        let kept = steps.take(log.on_page(step));
+                        self.save_steps(run.id, kept).await;
+                    }
+                    Some(Ok(RunEvent::Started { .. })) => {}
                     Some(Err(e)) => break Stopped::Lost(format!("{:#}", anyhow::Error::new(e))),
                     None => break Stopped::Lost("the stream ended without a result".into()),
                 },
@@ -120,6 +125,14 @@ impl Dispatcher {
                 }
             }
         };
+        // Steps the runner did not end (it was lost, or the run cancelled) end with the run.
+        let status = match &stopped {
+            Stopped::Ended(RunEnd::Finished(_)) | Stopped::Lost(_) => StepStatus::Failure,
+            Stopped::Ended(_) => StepStatus::Cancelled,
+        };
+        let last = log.page_lines();
+        let unended = steps.end_running(status, std::time::SystemTime::now(), last);
+        self.save_steps(run.id, unended).await;
         let (tail, _live) = log.finish().await?;
         let end = match stopped {
             Stopped::Ended(end) => end,
@@ -130,5 +143,14 @@ impl Dispatcher {
         };
         let log_tail = tail.text();
         self.ends.finish(Ending { run, end, log_tail: &log_tail }).await
+    }
+
+    /// Stores steps of run `id`; a failure costs the page its steps, not the run its end.
+    async fn save_steps(&self, id: i64, steps: impl IntoIterator<Item = Step>) {
+        for step in steps {
+            if let Err(e) = self.deps.store.save_step(id, step).await {
+                tracing::warn!(run = id, error = format!("{e:#}"), "storing a step");
+            }
+        }
     }
 }
