@@ -32,5 +32,6 @@ mod secrets;
 mod serve;
 mod shutdown;
 mod sshd;
+mod steps;
 mod terminal;
 mod world;
