@@ -51,3 +51,26 @@ async fn steps_reach_the_api_and_the_check_run_names_the_failing_one() {
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list[0]["steps"].as_array().unwrap().len(), 4, "{list:#}");
 }
+
+#[tokio::test]
+async fn a_step_after_a_line_split_for_length_links_to_its_line_on_the_page() {
+    let world = World::new().await;
+    let (_runner, _ssh) = world.connect_runner().await;
+    // Line 1 is 70,000 bytes, past the renderer's limit (64 KiB): it takes two lines of the page.
+    let script = "head -c 70000 /dev/zero | tr \"\\\\0\" x; echo; echo ::group::After; echo in; \
+        echo ::endgroup::";
+    let sha = world.commit_config(&format!("[checks.long]\nrun = '{script}'\n"));
+    world.deliver("push", "delivery-1", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(Duration::from_secs(30), |rs| completed(rs, 1)).await;
+    assert_eq!(runs[0]["conclusion"], "success", "{runs:#?}");
+    let run_id = runs[0]["external_id"].as_str().unwrap();
+    let (_, body) = world.server.get(&format!("/api/v1/runs/{run_id}")).await;
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let section = run["steps"].as_array().unwrap().iter().find(|s| s["name"] == "After");
+    let section = section.expect("the section");
+    assert_eq!((section["first_line"].as_u64(), section["last_line"].as_u64()), (Some(3), Some(5)));
+    let (_, page) = world.server.get(&format!("/runs/{run_id}")).await;
+    let line3 = page.split("id=\"L3\"").nth(1).expect("line 3 on the page");
+    let line3 = line3.split("</div>").next().unwrap();
+    assert!(line3.starts_with("><a href=\"#L3\">3</a>") && line3.contains("::group::After"));
+}
