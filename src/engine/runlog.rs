@@ -167,9 +167,16 @@ impl RunLog {
         markup: &mut String,
         published: &mut Vec<LiveLine>,
     ) {
-        debug_assert!(!text.contains(['<', '>', '&', '"', '\'']), "{text}");
+        debug_assert!(!text.contains(['<', '>', '"', '\'']), "{text}");
         let line = Line { number: self.lines + 1, html: text.to_string(), wrapped: false };
-        self.push_line(&line, at, markup, published, 0);
+        let start = markup.len();
+        if self.push_line(&line, at, markup, published, 0) {
+            // tether's own words, styled apart from the check's output.
+            markup.replace_range(start..start + 17, "<div class=\"line tether\"");
+            if let Some((_, html)) = published.last_mut() {
+                *html = Arc::from(markup[start..].trim_end_matches('\n'));
+            }
+        }
     }
 
     fn push_line(
@@ -217,6 +224,22 @@ impl RunLog {
             step.last_line = step.last_line.min(stored);
         }
         step
+    }
+
+    /// Ends the page with tether's own last word, a line styled apart; the raw log keeps only
+    /// the check's bytes. Nothing is rendered after it.
+    pub async fn last_word(&mut self, text: &str, at: SystemTime) -> anyhow::Result<()> {
+        if self.html_cut {
+            return Ok(());
+        }
+        let text = format!("tether: {text}")
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;");
+        let last = self.renderer.finish();
+        self.end_html(last, &text, at).await
     }
 
     /// The page's lines so far, the one in progress included.

@@ -74,3 +74,22 @@ async fn a_step_after_a_line_split_for_length_links_to_its_line_on_the_page() {
     let line3 = line3.split("</div>").next().unwrap();
     assert!(line3.starts_with("><a href=\"#L3\">3</a>") && line3.contains("::group::After"));
 }
+
+#[tokio::test]
+async fn a_timed_out_run_ends_its_page_with_tethers_last_word_and_not_its_raw_log() {
+    let world = World::new().await;
+    let (_runner, _ssh) = world.connect_runner().await;
+    let sha =
+        world.commit_config("[checks.slow]\nrun = 'echo begin; sleep 31415926'\ntimeout = '1s'\n");
+    world.deliver("push", "delivery-1", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(Duration::from_secs(30), |rs| completed(rs, 1)).await;
+    assert_eq!(runs[0]["conclusion"], "timed_out", "{runs:#?}");
+    let run_id = runs[0]["external_id"].as_str().unwrap();
+    let (_, raw) = world.server.get(&format!("/runs/{run_id}/raw")).await;
+    assert_eq!(raw, "begin\n");
+    let (_, page) = world.server.get(&format!("/runs/{run_id}")).await;
+    let word = page.split("<div class=\"line tether\" id=\"L2\">").nth(1).expect("the last word");
+    let word = word.split("</div>").next().unwrap();
+    assert!(word.contains("tether: timed out after 1.0s: sent SIGTERM</span>"), "{word}");
+    assert!(!page.contains("id=\"L3\""));
+}

@@ -79,7 +79,10 @@ impl Dispatcher {
                     end = RunEnd::RunnerError(format!("{:#}", anyhow::Error::new(e)));
                     break;
                 }
-                Ok(events) => return self.follow(run, events, cancelled, live).await,
+                Ok(events) => {
+                    let timeout = spec.thunk.timeout;
+                    return self.follow(run, events, cancelled, live, timeout).await;
+                }
             }
         }
         self.ends.finish(Ending { run, end, log_tail: "" }).await
@@ -93,6 +96,7 @@ impl Dispatcher {
         mut events: RunEvents,
         cancelled: oneshot::Receiver<RunEnd>,
         live: LivePublisher,
+        timeout: Duration,
     ) -> anyhow::Result<()> {
         let mut log = RunLog::open(&self.deps.logs, live, self.deps.log_max_bytes).await?;
         // A cancel's sender lives as long as the run is in flight, so it is never dropped first.
@@ -133,6 +137,13 @@ impl Dispatcher {
         let last = log.page_lines();
         let unended = steps.end_running(status, std::time::SystemTime::now(), last);
         self.save_steps(run.id, unended).await;
+        let word = match &stopped {
+            Stopped::Ended(end) => end.last_word(timeout),
+            Stopped::Lost(why) => Some(format!("runner lost: {why}")),
+        };
+        if let Some(word) = word {
+            log.last_word(&word, std::time::SystemTime::now()).await?;
+        }
         let (tail, _live) = log.finish().await?;
         let end = match stopped {
             Stopped::Ended(end) => end,
