@@ -170,7 +170,9 @@ impl RunLog {
         debug_assert!(!text.contains(['<', '>', '"', '\'']), "{text}");
         let line = Line { number: self.lines + 1, html: text.to_string(), wrapped: false };
         let start = markup.len();
-        if self.push_line(&line, at, markup, published, 0) {
+        // Room for the class added below, so that the HTML stays within `max_bytes`.
+        let class = "line tether".len() - "line".len();
+        if self.push_line(&line, at, markup, published, class as u64) {
             // tether's own words, styled apart from the check's output.
             markup.replace_range(start..start + 17, "<div class=\"line tether\"");
             if let Some((_, html)) = published.last_mut() {
