@@ -18,6 +18,7 @@ pub mod host_key;
 pub mod limits;
 pub mod notice;
 pub mod report;
+pub mod retry;
 pub mod run;
 pub mod runner_info;
 pub mod signature;

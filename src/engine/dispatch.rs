@@ -157,7 +157,11 @@ impl Dispatcher {
                 self.token_pause().succeeded();
                 Ok(Checkout::Ready(Some(token)))
             }
-            Err(e @ (GitHubError::Unavailable(_) | GitHubError::Unauthorized(_))) => {
+            Err(
+                e @ (GitHubError::Unavailable(_)
+                | GitHubError::RateLimited { .. }
+                | GitHubError::Unauthorized(_)),
+            ) => {
                 let delay = self.token_pause().failed(Instant::now(), rand::random());
                 tracing::warn!(run = run.id, error = %e, retry_in = ?delay, "no checkout token yet; queued runs wait");
                 Ok(Checkout::Wait)

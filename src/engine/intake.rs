@@ -1,24 +1,27 @@
 //! The intake: the delivery worker. It reads stored webhook deliveries, oldest first, parses
 //! each once into a typed event and acts on it once. A delivery whose processing fails for a
-//! passing reason (GitHub down) stays unprocessed and is tried again.
+//! passing reason (GitHub down, a rate limit) is tried again on its own schedule (`core::retry`,
+//! stored with it), without holding up the others, for up to a day; one that fails for good, or
+//! still fails after a day, is recorded `failed` with its error.
 
 mod comment;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
 use super::Stop;
 use super::plan::{PlanOutcome, Planned, Planner, Retry, Trigger};
 use crate::core::event::{CheckRun, CheckSuite, Event, Installation, SuiteAction};
-use crate::github::GitHub;
-use crate::store::{Delivery, DeliveryOutcome, RunRecord, Store};
+use crate::core::retry::{AfterFailure, Failure, FailureKind};
+use crate::github::{GitHub, GitHubError};
+use crate::store::{Delivery, DeliveryOutcome, RunRecord, Store, StoreError};
 
 /// Deliveries read per round.
 const DELIVERY_BATCH: usize = 16;
-/// How long the worker waits before trying deliveries again after a passing failure.
-const DELIVERY_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// How long the worker waits after the store itself failed.
+const DELIVERY_STORE_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// How often the worker looks for deliveries when nothing woke it (a safety net).
 const DELIVERY_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -80,38 +83,78 @@ impl Intake {
                 pruned_at = Some(tokio::time::Instant::now());
                 self.drop_old_payloads().await;
             }
-            let wait = match self.store.unprocessed_deliveries(DELIVERY_BATCH).await {
-                Ok(pending) => self.process_all(&pending).await,
+            let wait = match self.process_due().await {
+                Ok(wait) => wait,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "reading deliveries failed");
-                    Some(DELIVERY_RETRY_DELAY)
+                    DELIVERY_STORE_RETRY_DELAY
                 }
             };
-            let poll = wait.unwrap_or(DELIVERY_POLL_INTERVAL);
             tokio::select! {
                 () = stop.stopped() => return,
-                () = wake.notified(), if wait.is_none() => {}
-                () = tokio::time::sleep(poll) => {}
+                () = wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
-    /// Processes `pending` in order; returns how long to wait before the next round: `None`
-    /// to wait for a wake-up, a delay after a passing failure, or zero when more may be stored.
-    async fn process_all(&self, pending: &[Delivery]) -> Option<Duration> {
-        for delivery in pending {
-            match self.process(delivery).await {
-                Ok(outcome) => self.finish(delivery, &outcome).await,
-                Err(retry) => {
-                    tracing::warn!(delivery = delivery.id, why = %retry, "delivery will be tried again");
-                    return Some(DELIVERY_RETRY_DELAY);
+    /// Processes the deliveries that are due, oldest first; returns how long until the next
+    /// one is due (at most the poll interval).
+    async fn process_due(&self) -> Result<Duration, StoreError> {
+        loop {
+            let due = self.store.due_deliveries(SystemTime::now(), DELIVERY_BATCH).await?;
+            for delivery in &due {
+                match self.process(delivery).await {
+                    Ok(outcome) => self.finish(delivery, &outcome).await?,
+                    Err(retry) => self.failed(delivery, &retry).await?,
                 }
             }
+            if due.len() < DELIVERY_BATCH {
+                break;
+            }
         }
-        (pending.len() >= DELIVERY_BATCH).then_some(Duration::ZERO)
+        let next = self.store.next_delivery_due().await?;
+        Ok(next.map_or(DELIVERY_POLL_INTERVAL, |at| {
+            let wait = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            wait.min(DELIVERY_POLL_INTERVAL)
+        }))
     }
 
-    async fn finish(&self, delivery: &Delivery, outcome: &Outcome) {
+    /// A delivery whose processing failed: tried again at its own next attempt, or recorded
+    /// `failed` with the error's chain when trying cannot help or has gone on for a day.
+    async fn failed(&self, delivery: &Delivery, retry: &Retry) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        let failure = Failure {
+            kind: failure_kind(retry),
+            earlier_failures: delivery.attempts,
+            first_failure_at: delivery.first_failure_at,
+            now,
+        };
+        let (id, attempts, error) =
+            (delivery.id.as_str(), delivery.attempts + 1, retry.to_string());
+        match failure.decide() {
+            AfterFailure::RetryAt(next) => {
+                let retry_in = next.duration_since(now).unwrap_or_default();
+                tracing::warn!(
+                    delivery = id,
+                    attempts,
+                    error,
+                    ?retry_in,
+                    "delivery will be tried again"
+                );
+                self.store.delivery_retry(id, &error, next, now).await
+            }
+            AfterFailure::GiveUp if attempts == 1 => {
+                self.finish(delivery, &Outcome::failed(error)).await
+            }
+            AfterFailure::GiveUp => {
+                let detail = format!("after {attempts} attempts: {error}");
+                self.finish(delivery, &Outcome::failed(detail)).await
+            }
+        }
+    }
+
+    async fn finish(&self, delivery: &Delivery, outcome: &Outcome) -> Result<(), StoreError> {
         let (kind, detail) = (outcome.kind.as_str(), outcome.detail.as_str());
         tracing::info!(
             delivery = delivery.id,
@@ -120,10 +163,7 @@ impl Intake {
             detail,
             "delivery processed"
         );
-        if let Err(e) = self.store.finish_delivery(&delivery.id, outcome.kind, detail).await {
-            let error = format!("{e:#}");
-            tracing::error!(delivery = delivery.id, error, "recording a delivery's outcome failed");
-        }
+        self.store.finish_delivery(&delivery.id, outcome.kind, detail).await
     }
 
     /// Empties the payloads of deliveries finished more than `DELIVERY_PAYLOAD_KEEP` ago, so
@@ -220,4 +260,11 @@ impl Intake {
         self.store.record_installation(*installation_id, account, action).await?;
         Ok(Outcome::processed(format!("installation {installation_id} {action}")))
     }
+}
+
+/// How a delivery's processing failed: GitHub's errors classify themselves (`GitHubError::kind`:
+/// an outage or a rate limit passes; a refusal, a missing pull request head or a gone
+/// installation stays); anything else (the store) passes.
+fn failure_kind(retry: &Retry) -> FailureKind {
+    retry.0.downcast_ref::<GitHubError>().map_or(FailureKind::Transient, GitHubError::kind)
 }

@@ -1,6 +1,7 @@
 //! The outbox sender: makes each stored GitHub write, in order per run, and retries a failed
-//! one with backoff until GitHub accepts it, unless GitHub refused the write itself (a 404, a
-//! 422): that one is logged and dropped.
+//! one with backoff (`core::retry`) until GitHub accepts it, for up to a day. One GitHub refused
+//! itself (a 404, a 422), or still failing after a day, is given up: kept in the outbox as
+//! failed with its error, logged, and counted in `/metrics`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,6 +12,7 @@ use super::item::{CheckRunUpdate, OutboxItem};
 use super::{Links, Stop};
 use crate::core::config::CONFIG_FILE;
 use crate::core::report;
+use crate::core::retry::{AfterFailure, Failure, FailureKind};
 use crate::core::run::Conclusion;
 use crate::github::{
     CheckConclusion, CheckOutputWrite, CheckRunWrite, CheckStatus, DeploymentState, GitHub,
@@ -20,9 +22,8 @@ use crate::store::{OutboxRow, RunRecord, Store};
 
 /// Items sent per round.
 const OUTBOX_BATCH: usize = 32;
-/// The first retry delay; it doubles up to [`OUTBOX_MAX_RETRY_DELAY`].
-const OUTBOX_FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
-const OUTBOX_MAX_RETRY_DELAY: Duration = Duration::from_secs(600);
+/// How long the sender waits after the store itself failed.
+const OUTBOX_STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// The longest the sender sleeps without looking.
 const OUTBOX_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -49,7 +50,7 @@ impl Outbox {
                 Ok(sleep_for) => sleep_for,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "the outbox failed");
-                    OUTBOX_FIRST_RETRY_DELAY
+                    OUTBOX_STORE_RETRY_DELAY
                 }
             };
             tokio::select! {
@@ -81,18 +82,26 @@ impl Outbox {
         }))
     }
 
-    /// A write that failed is tried again later, or given up when trying cannot help.
+    /// A write that failed is tried again later, or given up when trying cannot help or has
+    /// gone on for a day: then it is kept, failed, with its error.
     async fn failed(&self, row: &OutboxRow, error: &anyhow::Error) -> anyhow::Result<()> {
         let attempts = row.attempts + 1;
         let text = format!("{error:#}");
-        match after_failure(error) {
-            AfterFailure::Retry => {
-                let next = SystemTime::now() + retry_delay(row.attempts);
+        let failure = Failure {
+            kind: failure_kind(error),
+            earlier_failures: row.attempts,
+            first_failure_at: row.first_failure_at,
+            now: SystemTime::now(),
+        };
+        match failure.decide() {
+            AfterFailure::RetryAt(next) => {
+                let retry_in = next.duration_since(failure.now).unwrap_or_default();
                 tracing::warn!(
                     item = row.id,
                     kind = row.kind,
                     attempts,
                     error = text,
+                    ?retry_in,
                     "a GitHub write failed; it will be retried"
                 );
                 self.store.outbox_retry(row.id, &text, next).await?;
@@ -103,11 +112,10 @@ impl Outbox {
                     kind = row.kind,
                     run = row.run_id,
                     attempts,
-                    payload = row.payload,
                     error = text,
-                    "GitHub refused a write; it is dropped, as trying again cannot help"
+                    "a GitHub write failed for good; it is kept in the outbox as failed"
                 );
-                self.store.outbox_done(row.id).await?;
+                self.store.outbox_failed(row.id, &text).await?;
             }
         }
         Ok(())
@@ -170,10 +178,9 @@ impl Outbox {
         update: CheckRunUpdate,
     ) -> anyhow::Result<()> {
         let (run, installation) = self.outbox_run(row).await?;
-        // A run's writes go out in order, so no id means GitHub refused its creation for good.
+        // A run's writes go out in order, so no id means its creation failed for good.
         let Some(check_run_id) = run.check_run_id else {
-            tracing::warn!(run = run.id, "no check run to update: its creation was given up");
-            return Ok(());
+            return Err(GaveUp("no check run to update: its creation failed for good").into());
         };
         let write = match update {
             CheckRunUpdate::InProgress { started_at } => {
@@ -271,8 +278,7 @@ impl Outbox {
     ) -> anyhow::Result<()> {
         let (run, installation) = self.outbox_run(row).await?;
         let Some(id) = run.deployment_id else {
-            tracing::warn!(run = run.id, "no deployment to update: its creation was given up");
-            return Ok(());
+            return Err(GaveUp("no deployment to update: its creation failed for good").into());
         };
         let url = self.links.run(run.id);
         Ok(self.github.create_deployment_status(installation, &run.repo, id, state, &url).await?)
@@ -280,11 +286,9 @@ impl Outbox {
 
     /// The run a row belongs to, and its installation.
     async fn outbox_run(&self, row: &OutboxRow) -> anyhow::Result<(RunRecord, i64)> {
-        let id = row.run_id.ok_or_else(|| anyhow::anyhow!("outbox item {} has no run", row.id))?;
-        let run = self.store.run(id).await?.ok_or_else(|| anyhow::anyhow!("run {id} is gone"))?;
-        let installation = run
-            .installation_id
-            .ok_or_else(|| anyhow::anyhow!("run {} has no installation", run.id))?;
+        let id = row.run_id.ok_or(GaveUp("the item has no run"))?;
+        let run = self.store.run(id).await?.ok_or(GaveUp("its run is gone"))?;
+        let installation = run.installation_id.ok_or(GaveUp("its run has no installation"))?;
         Ok((run, installation))
     }
 }
@@ -303,32 +307,18 @@ fn check_conclusion(conclusion: Conclusion) -> CheckConclusion {
     }
 }
 
-/// 1 s, 2 s, 4 s, … up to 10 minutes.
-fn retry_delay(attempts: u32) -> Duration {
-    OUTBOX_FIRST_RETRY_DELAY.saturating_mul(1 << attempts.min(10)).min(OUTBOX_MAX_RETRY_DELAY)
-}
+/// A write that cannot be made whatever GitHub says: what it is about is missing.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct GaveUp(&'static str);
 
-/// What becomes of a write that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AfterFailure {
-    /// Try again after a delay: the cause passes.
-    Retry,
-    /// Drop it: GitHub refused what was sent, and would refuse it again.
-    GiveUp,
-}
-
-/// An outage (5xx, rate limits, timeouts) passes, and a refused token is renewed; a 404 or another
-/// 4xx (a 422 that names what GitHub found invalid) says the write itself is wrong. A failure
-/// that is not GitHub's answer (the store) is retried.
-fn after_failure(error: &anyhow::Error) -> AfterFailure {
-    match error.downcast_ref::<GitHubError>() {
-        None | Some(GitHubError::Unavailable(_) | GitHubError::Unauthorized(_)) => {
-            AfterFailure::Retry
-        }
-        Some(GitHubError::NotFound | GitHubError::TooLarge | GitHubError::Other(_)) => {
-            AfterFailure::GiveUp
-        }
+/// How a failed write failed: GitHub's errors classify themselves (`GitHubError::kind`), a
+/// write with nothing to write to is permanent, and anything else (the store) passes.
+fn failure_kind(error: &anyhow::Error) -> FailureKind {
+    if error.downcast_ref::<GaveUp>().is_some() {
+        return FailureKind::Permanent;
     }
+    error.downcast_ref::<GitHubError>().map_or(FailureKind::Transient, GitHubError::kind)
 }
 
 #[cfg(test)]
@@ -336,20 +326,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outages_and_tokens_are_retried_and_refusals_given_up() {
-        let github = |e: GitHubError| after_failure(&anyhow::Error::from(e));
-        assert_eq!(github(GitHubError::Unavailable("HTTP 502".into())), AfterFailure::Retry);
-        assert_eq!(github(GitHubError::Unavailable("rate limited".into())), AfterFailure::Retry);
-        assert_eq!(
-            github(GitHubError::Unauthorized("Bad credentials".into())),
-            AfterFailure::Retry
-        );
-        assert_eq!(github(GitHubError::NotFound), AfterFailure::GiveUp);
+    fn outages_and_limits_are_retried_and_refusals_given_up() {
+        let github = |e: GitHubError| failure_kind(&anyhow::Error::from(e));
+        assert_eq!(github(GitHubError::Unavailable("HTTP 502".into())), FailureKind::Transient);
+        let until = SystemTime::now();
+        let limited = GitHubError::RateLimited { until, message: "HTTP 429".into() };
+        assert_eq!(github(limited), FailureKind::RateLimited { until });
+        assert_eq!(github(GitHubError::NotFound), FailureKind::Permanent);
         let invalid = GitHubError::Other("HTTP 422: Validation Failed".into());
-        assert_eq!(github(invalid), AfterFailure::GiveUp);
+        assert_eq!(github(invalid), FailureKind::Permanent);
         let store = anyhow::anyhow!("database is locked");
-        assert_eq!(after_failure(&store), AfterFailure::Retry);
+        assert_eq!(failure_kind(&store), FailureKind::Transient);
         let wrapped = anyhow::Error::from(GitHubError::NotFound).context("updating a check run");
-        assert_eq!(after_failure(&wrapped), AfterFailure::GiveUp);
+        assert_eq!(failure_kind(&wrapped), FailureKind::Permanent);
+        let orphan = anyhow::Error::from(GaveUp("no check run to update")).context("item 3");
+        assert_eq!(failure_kind(&orphan), FailureKind::Permanent);
     }
 }

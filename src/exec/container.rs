@@ -10,6 +10,10 @@ use super::process::{ProcessEnv, ProcessSpec};
 use crate::core::Command;
 use crate::core::fields::is_env_name;
 
+/// Run inside the container before a check's script: stderr onto stdout, then the script with
+/// `sh -e` as `$1`, so the log keeps the order the check wrote in, as on the host.
+const ONE_PIPE_SCRIPT: &str = "exec 2>&1; exec sh -ec \"$1\"";
+
 /// How long `docker info` may take before the engine counts as not working.
 const ENGINE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -62,7 +66,17 @@ impl Engine {
         argv.push("--".into());
         argv.push(spec.image.into());
         match spec.command {
-            Command::Script(script) => argv.extend(["sh".into(), "-ec".into(), script.into()]),
+            // Without a terminal the engine relays the container's stdout and stderr as two
+            // streams and loses their order, so the script's shell joins them first.
+            Command::Script(script) => {
+                argv.extend([
+                    "sh".into(),
+                    "-c".into(),
+                    ONE_PIPE_SCRIPT.into(),
+                    "sh".into(),
+                    script.into(),
+                ]);
+            }
             Command::Argv(args) => argv.extend(args.iter().map(OsString::from)),
         }
         argv
@@ -317,11 +331,11 @@ mod tests {
         let mut want: Vec<String> = "/usr/bin/docker run --rm --init --interactive=false \
             --name tether-run-1 --cidfile /w/runs/1.cid --env-file /w/runs/1.env \
             --user 1000:1000 --volume /w/runs/1:/workspace \
-            --workdir /workspace/crates/x -- rust:1.82 sh -ec"
+            --workdir /workspace/crates/x -- rust:1.82 sh -c"
             .split_whitespace()
             .map(String::from)
             .collect();
-        want.push("make test".into());
+        want.extend([ONE_PIPE_SCRIPT.into(), "sh".into(), "make test".into()]);
         assert_eq!(got, want);
     }
 

@@ -13,6 +13,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     let runners = state.store.runners().await?.len();
     let runs = state.store.run_status_counts().await?;
     let deliveries = state.store.delivery_outcome_counts().await?;
+    let retrying = state.store.deliveries_retrying().await?;
+    let outbox = state.store.outbox_counts().await?;
     let mut text = String::new();
     metric(&mut text, "tether_runners_connected", "gauge", "Runners connected now.");
     let _ = writeln!(text, "tether_runners_connected {runners}");
@@ -30,6 +32,24 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     for (outcome, n) in &deliveries {
         let outcome = outcome.map_or("pending", |outcome| outcome.as_str());
         let _ = writeln!(text, "tether_webhook_deliveries{{outcome=\"{outcome}\"}} {n}");
+    }
+    metric(
+        &mut text,
+        "tether_webhook_deliveries_retrying",
+        "gauge",
+        "Pending webhook deliveries that failed for a passing reason and wait for a retry.",
+    );
+    let _ = writeln!(text, "tether_webhook_deliveries_retrying {retrying}");
+    metric(
+        &mut text,
+        "tether_outbox_items",
+        "gauge",
+        "GitHub writes waiting (pending, retrying) or given up (failed).",
+    );
+    for (state, n) in
+        [("pending", outbox.pending), ("retrying", outbox.retrying), ("failed", outbox.failed)]
+    {
+        let _ = writeln!(text, "tether_outbox_items{{state=\"{state}\"}} {n}");
     }
     metric(
         &mut text,

@@ -2,7 +2,7 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::{Store, StoreError, count, limit, millis, now_ms, system_time};
 
@@ -62,6 +62,12 @@ pub struct Delivery {
     /// What else was said about the outcome: `3 runs`, why it failed.
     pub outcome_detail: Option<String>,
     pub processed_at: Option<SystemTime>,
+    /// Failed attempts so far, each tried again later.
+    pub attempts: u32,
+    /// When the first attempt failed: retries end a day after it.
+    pub first_failure_at: Option<SystemTime>,
+    /// The last failed attempt's error, with its chain of causes.
+    pub last_error: Option<String>,
 }
 
 impl Store {
@@ -73,6 +79,66 @@ impl Store {
     /// Deliveries not yet finished, oldest first.
     pub async fn unprocessed_deliveries(&self, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         self.worker.call(move |conn| unprocessed(conn, limit)).await
+    }
+
+    /// The stored delivery with this id, finished or not.
+    pub async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let id = id.to_owned();
+        let one = move |conn: &mut Connection| {
+            let sql = format!("SELECT {COLUMNS} FROM deliveries WHERE id = ?1");
+            conn.query_row(&sql, [&id], delivery).optional()
+        };
+        self.worker.call(one).await
+    }
+
+    /// Unfinished deliveries whose next attempt is due at `now`, oldest first: one waiting for
+    /// its retry does not hold up those behind it.
+    pub async fn due_deliveries(
+        &self,
+        now: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = millis(now);
+        self.worker.call(move |conn| due(conn, now, limit)).await
+    }
+
+    /// Records a failed attempt at `now`: attempts + 1, the error, when to try next; the first
+    /// failure's time is kept.
+    pub async fn delivery_retry(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let (id, error) = (id.to_owned(), error.to_owned());
+        let (next, now) = (millis(next_attempt_at), millis(now));
+        self.worker.call(move |conn| retry(conn, &id, &error, next, now)).await
+    }
+
+    /// The earliest next attempt of an unfinished delivery (`None` when there is none).
+    pub async fn next_delivery_due(&self) -> Result<Option<SystemTime>, StoreError> {
+        let next = |conn: &mut Connection| {
+            conn.query_row(
+                "SELECT min(COALESCE(next_attempt_at_ms, 0)) FROM deliveries
+                 WHERE outcome IS NULL",
+                [],
+                |row| row.get::<_, Option<i64>>(0),
+            )
+        };
+        Ok(self.worker.call(next).await?.map(system_time))
+    }
+
+    /// How many unfinished deliveries failed at least once and wait to be tried again.
+    pub async fn deliveries_retrying(&self) -> Result<u64, StoreError> {
+        let retrying = |conn: &mut Connection| {
+            conn.query_row(
+                "SELECT count(*) FROM deliveries WHERE outcome IS NULL AND attempts > 0",
+                [],
+                |row| row.get(0),
+            )
+        };
+        self.worker.call(retrying).await.map(count)
     }
 
     /// Marks a delivery finished with an outcome and its detail (`3 runs`, why it failed).
@@ -137,16 +203,46 @@ fn insert(conn: &Connection, delivery: &NewDelivery) -> rusqlite::Result<bool> {
     Ok(inserted > 0)
 }
 
+/// The columns [`delivery`] reads, in its order.
+const COLUMNS: &str = "id, event, action, payload, received_at_ms, outcome, processed_at_ms,
+                       outcome_detail, attempts, first_failure_at_ms, last_error";
+
 /// At most `count` unfinished deliveries, oldest first (in insertion order among equals).
 fn unprocessed(conn: &Connection, count: usize) -> rusqlite::Result<Vec<Delivery>> {
-    let mut statement = conn.prepare(
-        "SELECT id, event, action, payload, received_at_ms, outcome, processed_at_ms,
-                outcome_detail
-         FROM deliveries WHERE outcome IS NULL
-         ORDER BY received_at_ms, rowid LIMIT ?1",
-    )?;
+    let mut statement = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM deliveries WHERE outcome IS NULL
+         ORDER BY received_at_ms, rowid LIMIT ?1"
+    ))?;
     let deliveries = statement.query_map([limit(count)], delivery)?;
     deliveries.collect()
+}
+
+/// At most `count` unfinished deliveries due at `now_ms`, oldest first.
+fn due(conn: &Connection, now_ms: i64, count: usize) -> rusqlite::Result<Vec<Delivery>> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM deliveries
+         WHERE outcome IS NULL AND COALESCE(next_attempt_at_ms, 0) <= ?1
+         ORDER BY received_at_ms, rowid LIMIT ?2"
+    ))?;
+    let deliveries = statement.query_map((now_ms, limit(count)), delivery)?;
+    deliveries.collect()
+}
+
+fn retry(
+    conn: &Connection,
+    id: &str,
+    error: &str,
+    next_ms: i64,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE deliveries
+         SET attempts = attempts + 1, last_error = ?2, next_attempt_at_ms = ?3,
+             first_failure_at_ms = COALESCE(first_failure_at_ms, ?4)
+         WHERE id = ?1 AND outcome IS NULL",
+        (id, error, next_ms, now_ms),
+    )?;
+    Ok(())
 }
 
 fn finish(
@@ -223,6 +319,9 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         outcome: row.get::<_, Option<String>>(5)?.as_deref().map(outcome_named).transpose()?,
         outcome_detail: row.get(7)?,
         processed_at: processed_at.map(system_time),
+        attempts: row.get(8)?,
+        first_failure_at: row.get::<_, Option<i64>>(9)?.map(system_time),
+        last_error: row.get(10)?,
     })
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use self::worker::Worker;
 
 pub use self::deliveries::{Delivery, DeliveryOutcome, NewDelivery};
-pub use self::outbox::{OutboxEntry, OutboxRow};
+pub use self::outbox::{OutboxCounts, OutboxEntry, OutboxRow};
 pub use self::repositories::RepositoryRecord;
 pub use self::run_queries::RunRecord;
 pub use self::runs::{NewRun, RunStatus};

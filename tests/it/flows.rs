@@ -1,10 +1,11 @@
 //! The webhook flows beyond a push, end to end: pull requests superseding their runs, re-runs,
-//! `/run` comments and deployments; failures, bad input, durability and the App Manifest flow are
-//! in submodules.
+//! `/run` comments and deployments; failures, bad input, durability, retries and the App Manifest
+//! flow are in submodules.
 
 mod bad_input;
 mod durability;
 mod failures;
+mod retries;
 mod setup;
 
 use std::time::Duration;

@@ -195,7 +195,9 @@ async fn a_flood_of_silent_connections_leaves_health_checks_and_logins_working()
     }
     assert_eq!(setup.healthz().await, Some((200, "ok\n".to_string())), "during the flood");
 
-    let closed = count_closed(&mut silent, TIMEOUT_MARGIN).await;
+    // Over the cap, connections wait in the kernel's backlog and are only accepted as earlier
+    // ones time out, so the last are closed a few timeouts later: give each round its margin.
+    let closed = count_closed(&mut silent, 2 * TIMEOUT_MARGIN).await;
     assert_eq!(closed, 400, "silent SSH connections outlived the login timeout");
     let closed = count_closed(&mut half_sent, TIMEOUT_MARGIN).await;
     assert_eq!(closed, 50, "half-sent HTTP requests outlived the header timeout");

@@ -74,6 +74,43 @@ async fn unprocessed_deliveries_are_oldest_first_until_finished() {
     assert_eq!(query_i64(&store, failed).await, 1);
 }
 
+/// The ids of the deliveries due at `now`.
+async fn due_ids(store: &Store, now: SystemTime) -> Vec<String> {
+    let deliveries = store.due_deliveries(now, 10).await.unwrap();
+    deliveries.into_iter().map(|d| d.id).collect()
+}
+
+#[tokio::test]
+async fn a_delivery_waiting_for_its_retry_does_not_hold_up_the_others() {
+    let (_dir, _path, store) = new_store().await;
+    for (id, received_ms) in [("a", 1_000), ("b", 2_000), ("c", 3_000)] {
+        store.insert_delivery(delivery(id, received_ms)).await.unwrap();
+    }
+    let now = SystemTime::now();
+    let (first_retry, second_retry) = (now + Duration::from_secs(1), now + Duration::from_secs(3));
+    store.delivery_retry("a", "GitHub is unavailable: HTTP 502", first_retry, now).await.unwrap();
+    assert_eq!(due_ids(&store, now).await, ["b", "c"]);
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(at_ms(0)), "b and c are due now");
+    assert_eq!(store.deliveries_retrying().await.unwrap(), 1);
+    store.finish_delivery("b", DeliveryOutcome::Processed, "1 runs").await.unwrap();
+    store.finish_delivery("c", DeliveryOutcome::Processed, "1 runs").await.unwrap();
+    let next = store.next_delivery_due().await.unwrap().unwrap();
+    assert!(first_retry - Duration::from_millis(1) < next && next <= first_retry, "{next:?}");
+    assert_eq!(due_ids(&store, first_retry).await, ["a"]);
+    // A second failure counts, keeps the first one's time, and the newest error.
+    let later = now + Duration::from_secs(1);
+    store.delivery_retry("a", "GitHub's rate limit is spent", second_retry, later).await.unwrap();
+    let a = store.unprocessed_deliveries(10).await.unwrap().remove(0);
+    assert_eq!(a.attempts, 2);
+    assert_eq!(a.last_error.as_deref(), Some("GitHub's rate limit is spent"));
+    let first = a.first_failure_at.unwrap();
+    assert!(now - Duration::from_millis(1) < first && first <= now, "{first:?}");
+    assert_eq!(due_ids(&store, first_retry).await, Vec::<String>::new());
+    store.finish_delivery("a", DeliveryOutcome::Failed, "after 3 attempts: …").await.unwrap();
+    assert_eq!(store.next_delivery_due().await.unwrap(), None);
+    assert_eq!(store.deliveries_retrying().await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn outcome_counts_are_by_outcome_whatever_the_detail() {
     let (_dir, _path, store) = new_store().await;

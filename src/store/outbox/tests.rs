@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::store::tests::{entry, new_run, new_store};
-use crate::store::{OutboxRow, Store};
+use crate::store::{OutboxCounts, OutboxRow, Store};
 
 /// How far a retry is pushed in these tests.
 const BACKOFF: Duration = Duration::from_secs(60);
@@ -59,7 +59,10 @@ async fn a_retry_pushes_the_item_and_its_run_later_and_counts_attempts() {
     store.outbox_retry(1, "GitHub said 502", later).await.unwrap();
     // "a2" waits behind "a1" though it is due itself.
     assert_eq!(due(&store, SystemTime::now(), 10).await, [item(3, "n1"), item(4, "b1")]);
+    let before = SystemTime::now();
     let retried = store.due_outbox(later, 1).await.unwrap().remove(0);
+    let first_failure = retried.first_failure_at.expect("the first failure's time");
+    assert!(first_failure <= before, "{first_failure:?}");
     let expected = OutboxRow {
         id: 1,
         run_id: Some(1),
@@ -68,6 +71,7 @@ async fn a_retry_pushes_the_item_and_its_run_later_and_counts_attempts() {
         attempts: 1,
         next_attempt_at: retried.next_attempt_at,
         last_error: Some("GitHub said 502".to_owned()),
+        first_failure_at: Some(first_failure),
     };
     assert_eq!(retried, expected);
     assert!(later - Duration::from_millis(1) < retried.next_attempt_at);
@@ -75,6 +79,35 @@ async fn a_retry_pushes_the_item_and_its_run_later_and_counts_attempts() {
     store.outbox_retry(1, "timed out", later).await.unwrap();
     let retried = store.due_outbox(later, 1).await.unwrap().remove(0);
     assert_eq!((retried.attempts, retried.last_error.as_deref()), (2, Some("timed out")));
+    // The second failure keeps the first one's time: the day of retries counts from it.
+    assert_eq!(retried.first_failure_at, Some(first_failure));
+}
+
+#[tokio::test]
+async fn a_failed_item_is_kept_with_its_error_and_does_not_hold_up_its_run() {
+    let (_dir, _path, store) = new_store().await;
+    two_runs_and_a_loose_item(&store).await;
+    store.outbox_retry(4, "GitHub said 502", SystemTime::now() + BACKOFF).await.unwrap();
+    store.outbox_failed(1, "HTTP 422: Validation Failed").await.unwrap();
+    // "a2" goes now that "a1" is given up; "a1" is never due again.
+    let far = SystemTime::now() + 100 * BACKOFF;
+    assert_eq!(due(&store, far, 10).await, [item(2, "a2"), item(3, "n1"), item(4, "b1")]);
+    let failed = store.failed_outbox(10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!((failed[0].id, failed[0].attempts), (1, 1));
+    assert_eq!(failed[0].last_error.as_deref(), Some("HTTP 422: Validation Failed"));
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(counts, OutboxCounts { pending: 2, retrying: 1, failed: 1 });
+    assert_eq!(store.outbox_pending().await.unwrap(), 3);
+    store.outbox_done(2).await.unwrap();
+    store.outbox_done(3).await.unwrap();
+    store.outbox_done(4).await.unwrap();
+    // Only the failed item is left, and nothing is due or to wait for.
+    assert_eq!(store.next_outbox_due().await.unwrap(), None);
+    assert_eq!(
+        store.outbox_counts().await.unwrap(),
+        OutboxCounts { failed: 1, ..Default::default() }
+    );
 }
 
 #[tokio::test]

@@ -76,6 +76,8 @@ struct State {
     losing: BTreeMap<String, usize>,
     /// Requests still to refuse, by "METHOD /path": with what status, how many more times.
     failing: BTreeMap<String, (StatusCode, usize)>,
+    /// Requests still to refuse as over a rate limit, by "METHOD /path": how, how many more times.
+    rate_limited: BTreeMap<String, (RateLimit, usize)>,
     next_key_id: i64,
     next_id: i64,
     app: auth::AppState,
@@ -92,6 +94,45 @@ impl State {
     fn next_id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
+    }
+}
+
+/// How GitHub says a request is over a rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// A 429 with `retry-after: SECS` (a secondary rate limit).
+    RetryAfter(u64),
+    /// A 403 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` this many seconds from now
+    /// (the primary rate limit spent).
+    Exhausted { reset_in: u64 },
+}
+
+impl RateLimit {
+    /// GitHub's answer, with its headers.
+    fn response(self) -> Response {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let mut response = match self {
+            RateLimit::RetryAfter(_) => message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "You have exceeded a secondary rate limit. Please wait a few minutes.",
+            ),
+            RateLimit::Exhausted { .. } => {
+                message(StatusCode::FORBIDDEN, "API rate limit exceeded for installation ID 1.")
+            }
+        };
+        let headers = response.headers_mut();
+        let mut set = |name: &'static str, value: u64| {
+            headers.insert(name, HeaderValue::from_str(&value.to_string()).unwrap());
+        };
+        match self {
+            RateLimit::RetryAfter(secs) => set("retry-after", secs),
+            RateLimit::Exhausted { reset_in } => {
+                set("x-ratelimit-limit", 5000);
+                set("x-ratelimit-remaining", 0);
+                set("x-ratelimit-reset", now.as_secs() + reset_in);
+            }
+        }
+        response
     }
 }
 
@@ -276,6 +317,16 @@ impl FakeGitHub {
         self.state().failing.insert(route.to_string(), (status, n));
     }
 
+    /// The next `n` requests for `route` are refused as over a rate limit, as `limit` says.
+    pub fn rate_limit_next(&self, route: &str, limit: RateLimit, n: usize) {
+        self.state().rate_limited.insert(route.to_string(), (limit, n));
+    }
+
+    /// The head repository of pull request `number` is deleted: its `head.repo` is `null`.
+    pub fn delete_pull_head_repo(&self, repo: &str, number: u64) {
+        self.state().repos.gone_heads.insert((repo.to_string(), number));
+    }
+
     /// Carries out the next `n` requests for `route`, then answers each with a 502, as when the
     /// answer is lost on the way back.
     pub fn lose_next_answers(&self, route: &str, n: usize) {
@@ -347,12 +398,17 @@ async fn gate(Extract(state): Extract<Shared>, request: Request, next: Next) -> 
         let credential = credential(&state, request.headers());
         *state.calls_by_credential.entry((route.clone(), credential)).or_default() += 1;
         state.call_times.entry(route.clone()).or_default().push(std::time::Instant::now());
-        match state.failing.get_mut(&route).filter(|(_, n)| *n > 0) {
-            Some((status, n)) => {
-                *n -= 1;
-                Some(message(*status, failure_message(*status)))
+        if let Some((limit, n)) = state.rate_limited.get_mut(&route).filter(|(_, n)| *n > 0) {
+            *n -= 1;
+            Some(limit.response())
+        } else {
+            match state.failing.get_mut(&route).filter(|(_, n)| *n > 0) {
+                Some((status, n)) => {
+                    *n -= 1;
+                    Some(message(*status, failure_message(*status)))
+                }
+                None => refusal(&state, &route, request.headers()),
             }
-            None => refusal(&state, &route, request.headers()),
         }
     };
     if let Some(response) = refusal {

@@ -28,6 +28,8 @@ pub struct RepoState {
     pub roles: BTreeMap<(String, String), String>,
     /// Head commits by (repo, number).
     pub pulls: BTreeMap<(String, u64), String>,
+    /// Pull requests whose head repository was deleted: GitHub's `head.repo` is then `null`.
+    pub gone_heads: std::collections::BTreeSet<(String, u64)>,
     pub reactions: BTreeMap<(String, i64), Vec<String>>,
     pub comments: BTreeMap<(String, u64), Vec<String>>,
 }
@@ -162,10 +164,13 @@ pub async fn pull(
     let Some(sha) = state.repos.pulls.get(&(repo.clone(), number)) else {
         return Err(message(StatusCode::NOT_FOUND, "Not Found"));
     };
+    let head_repo =
+        json!({"full_name": repo, "clone_url": format!("https://github.com/{repo}.git")});
+    let gone = state.repos.gone_heads.contains(&(repo.clone(), number));
     let head = json!({
         "sha": sha,
         "ref": format!("pr-{number}"),
-        "repo": {"full_name": repo, "clone_url": format!("https://github.com/{repo}.git")},
+        "repo": if gone { Value::Null } else { head_repo },
     });
     Ok(Json(json!({"number": number, "state": "open", "head": head})).into_response())
 }

@@ -1,5 +1,5 @@
 //! Durability: a server killed right after it answered, GitHub down for a while (during a run,
-//! and when a push arrives), and a write GitHub refuses for good.
+//! and when a push arrives), and a write GitHub refuses for good, kept as failed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -131,7 +131,7 @@ async fn runs_dispatched_while_github_is_down_wait_with_backoff_and_start_when_i
 }
 
 #[tokio::test]
-async fn a_write_github_refuses_for_good_is_dropped_and_later_writes_go_on() {
+async fn a_write_github_refuses_for_good_is_kept_failed_and_later_writes_go_on() {
     let world = World::new().await;
     let sha = world.commit_config("[checks.refused]\nrun = \"true\"\n");
     world.deliver("push", "push-refused", &world.push_payload(&sha)).await;
@@ -151,6 +151,32 @@ async fn a_write_github_refuses_for_good_is_dropped_and_later_writes_go_on() {
     assert_eq!((&runs[0]["status"], &runs[1]["conclusion"]), (&"queued".into(), &"success".into()));
     let grew = eventually(Duration::from_secs(4), || world.github.calls(&route) > 2).await;
     assert!(!grew, "a refused write was retried: {} calls", world.github.calls(&route));
+    // Both kept in the outbox, failed, with GitHub's reason, and counted.
+    let store = tether::store::Store::open(&world.server.data_dir.join("tether.db")).await.unwrap();
+    let failed = store.failed_outbox(10).await.unwrap();
+    assert_eq!(failed.len(), 2, "{failed:#?}");
+    for item in &failed {
+        let error = item.last_error.as_deref().unwrap_or_default();
+        assert!(error.contains("HTTP 422: Validation Failed"), "{failed:#?}");
+        assert_eq!((item.kind.as_str(), item.attempts), ("update_check_run", 1), "{failed:#?}");
+    }
+    let expected = [
+        r#"tether_outbox_items{state="pending"} 0"#,
+        r#"tether_outbox_items{state="retrying"} 0"#,
+        r#"tether_outbox_items{state="failed"} 2"#,
+    ];
+    // The last write's row goes just after GitHub answered it.
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let (_, metrics) = world.server.get("/metrics").await;
+        let outbox: Vec<&str> =
+            metrics.lines().filter(|l| l.starts_with("tether_outbox_items{")).collect();
+        if outbox == expected {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
