@@ -79,8 +79,8 @@ pub fn finished(f: &Finished<'_>) -> CheckOutput {
 /// The step a failure is named by: the last failed section, else the last failed step.
 fn failing_step(steps: &[Step]) -> Option<&Step> {
     let failed = |s: &&Step| s.status == StepStatus::Failure;
-    let sections = steps.iter().filter(|s| s.kind == StepKind::Section);
-    sections.filter(failed).last().or_else(|| steps.iter().filter(failed).last())
+    let section = |s: &&Step| s.kind == StepKind::Section && failed(s);
+    steps.iter().rev().find(section).or_else(|| steps.iter().rev().find(failed))
 }
 
 /// The steps as a Markdown table, each name a code span linking nowhere (a title is the check's
