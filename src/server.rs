@@ -98,7 +98,8 @@ impl Parts {
         self.access.use_app(github.clone());
         let (store, gateway, logs) = (self.store.clone(), self.gateway.clone(), self.logs.clone());
         let (live, config) = (self.live.clone(), self.config.engine.clone());
-        Ok(Engine::new(store, github, gateway, logs, live, config))
+        let access = self.access.clone();
+        Ok(Engine::new((store, github, access), gateway, logs, live, config))
     }
 
     /// Asks GitHub for the slug of an App given by flags, for the setup page, in the
@@ -248,6 +249,12 @@ impl Server {
             access,
             self.sign_in,
         );
+        // The engine's slot, shared with HTTP (for cancel and re-run) and filled by `/setup`
+        // when it starts one later.
+        state.engine = self.parts.started.clone();
+        if let Some(engine) = &self.engine {
+            *self.parts.started.lock().expect("engine slot poisoned") = Some(engine.clone());
+        }
         match (self.app_slug, &self.app) {
             (Some(slug), _) => *state.app_slug.write().expect("slug lock poisoned") = Some(slug),
             (None, Some(app)) => self.parts.learn_slug(app.clone(), state.app_slug.clone()),

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::core::auth::{TtlCache, secret_hash};
 use crate::github::{GitHub, GitHubError, Permission};
-use crate::store::Store;
+use crate::store::{RunRecord, Store, StoreError};
 
 /// The most installations whose repositories are listed for one person (each up to 10 calls);
 /// beyond it, the others' runs show in lists only when their repository is public, and on their
@@ -77,9 +77,8 @@ struct Inner {
     api: GitHub,
     /// The App, whose installation tokens ask for permissions; `None` until one is configured.
     app: RwLock<Option<GitHub>>,
-    /// Whether a person (lowercased login) may read a repository (lowercased), by GitHub's
-    /// collaborator permission.
-    permissions: Mutex<TtlCache<(String, String), bool>>,
+    /// A person's (lowercased login) collaborator permission on a repository (lowercased).
+    permissions: Mutex<TtlCache<(String, String), Permission>>,
     /// Whose a bearer token is, by the token's SHA-256; `None` for one GitHub refused, which
     /// never comes back to life, so that a script retrying a dead token costs one call.
     tokens: Mutex<TtlCache<[u8; 32], Option<String>>>,
@@ -143,38 +142,75 @@ impl Access {
         visitor: &Visitor,
         repo: &str,
         installation: Option<i64>,
-    ) -> Result<bool, crate::store::StoreError> {
+    ) -> Result<bool, StoreError> {
         let known = self.inner.store.repository(repo).await?;
         if known.as_ref().is_some_and(|r| !r.private) {
             return Ok(true);
         }
         let Visitor::Person(person) = visitor else { return Ok(false) };
-        let Some(installation) = known.and_then(|r| r.installation_id).or(installation) else {
-            return Ok(false);
-        };
-        let key = (person.login.to_ascii_lowercase(), repo.to_ascii_lowercase());
-        if let Some(may) =
+        let installation = known.and_then(|r| r.installation_id).or(installation);
+        let permission = self.permission(&person.login, repo, installation).await;
+        Ok(permission.is_some_and(|p| p != Permission::None))
+    }
+
+    /// `login`'s collaborator permission on `repo`, asked with the installation token and
+    /// cached; `None` when GitHub cannot say (not cached), or there is no app or installation
+    /// to ask with.
+    async fn permission(
+        &self,
+        login: &str,
+        repo: &str,
+        installation: Option<i64>,
+    ) -> Option<Permission> {
+        let installation = installation?;
+        let key = (login.to_ascii_lowercase(), repo.to_ascii_lowercase());
+        if let Some(permission) =
             self.inner.permissions.lock().expect("access lock poisoned").get(&key, now())
         {
-            return Ok(may);
+            return Some(permission);
         }
-        let app = self.inner.app.read().expect("access lock poisoned").clone();
-        let Some(app) = app else { return Ok(false) };
-        match app.permission(installation, repo, &person.login).await {
+        let app = self.inner.app.read().expect("access lock poisoned").clone()?;
+        match app.permission(installation, repo, login).await {
             Ok(permission) => {
-                let may = permission != Permission::None;
-                self.inner.permissions.lock().expect("access lock poisoned").insert(
-                    key,
-                    may,
-                    now(),
-                );
-                Ok(may)
+                let mut permissions = self.inner.permissions.lock().expect("access lock poisoned");
+                permissions.insert(key, permission, now());
+                Some(permission)
             }
             Err(e) => {
-                tracing::warn!(repo, login = person.login, "asking GitHub for a permission: {e}");
-                Ok(false)
+                tracing::warn!(repo, login, "asking GitHub for a permission: {e}");
+                None
             }
         }
+    }
+
+    /// Whether the person `login` (signed in on the web, or logged in over SSH) may cancel
+    /// `run`: its sender, whose runner runs it or would, or a person with write, maintain or
+    /// admin permission on its repository.
+    pub async fn may_cancel(&self, login: &str, run: &RunRecord) -> Result<bool, StoreError> {
+        if run.sender.eq_ignore_ascii_case(login) {
+            return Ok(true);
+        }
+        self.may_write(login, run).await
+    }
+
+    /// Whether the person `login` may re-run `run`: write, maintain or admin permission on its
+    /// repository. The re-run still goes to the original sender's runner.
+    pub async fn may_rerun(&self, login: &str, run: &RunRecord) -> Result<bool, StoreError> {
+        self.may_write(login, run).await
+    }
+
+    /// Whether `login` may read `run` (the same rule as a visitor's, for a person known by
+    /// login only, such as an SSH login).
+    pub async fn may_read_run(&self, login: &str, run: &RunRecord) -> Result<bool, StoreError> {
+        let person = Visitor::Person(Person::new(login.to_string(), String::new(), None));
+        self.may_read(&person, &run.repo, run.installation_id).await
+    }
+
+    async fn may_write(&self, login: &str, run: &RunRecord) -> Result<bool, StoreError> {
+        let known = self.inner.store.repository(&run.repo).await?;
+        let installation = known.and_then(|r| r.installation_id).or(run.installation_id);
+        let permission = self.permission(login, &run.repo, installation).await;
+        Ok(permission.is_some_and(|p| p.can_write()))
     }
 
     /// The repositories (lowercased "owner/name") `visitor` may read beyond the public ones, for

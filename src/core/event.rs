@@ -73,6 +73,20 @@ pub struct PullRequest {
     pub head_clone_url: String,
     pub head_ref: String,
     pub base_ref: String,
+    /// The pull request's author.
+    pub author: String,
+    /// Whether its head is in another repository than its base (a fork, or a deleted one).
+    pub from_fork: bool,
+}
+
+impl PullRequest {
+    /// Whether the event's code may run on its sender's runner: always for a branch of the
+    /// repository itself; for a fork's, only when the sender is the pull request's author. A
+    /// maintainer reopening a fork's pull request, or clicking "Update branch", becomes the
+    /// sender, and must not have the fork's code run on their machine without a `/run`.
+    pub fn runs_on_sender(&self) -> bool {
+        !self.from_fork || self.sender.login.eq_ignore_ascii_case(&self.author)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +106,19 @@ pub struct CheckSuite {
     pub head_branch: Option<String>,
 }
 
-/// `check_run.rerequested` (the only check_run action tether acts on).
+/// What was asked of a check run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckRunAction {
+    /// "Re-run".
+    Rerequested,
+    /// One of the check run's buttons, by the identifier tether gave it.
+    RequestedAction { identifier: String },
+}
+
+/// `check_run.rerequested` and `check_run.requested_action`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckRun {
+    pub action: CheckRunAction,
     pub repo: Repo,
     pub sender: User,
     pub installation: Option<i64>,
@@ -139,6 +163,32 @@ pub fn is_null_commit(sha: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forks_pull_request_runs_only_for_its_author() {
+        let repo = Repo {
+            id: 1,
+            full_name: "o/r".into(),
+            clone_url: "u".into(),
+            default_branch: "main".into(),
+        };
+        let pr = |sender: &str, from_fork: bool| PullRequest {
+            action: PullRequestAction::Reopened,
+            repo: repo.clone(),
+            sender: User { id: 2, login: sender.into() },
+            installation: None,
+            number: 1,
+            head_sha: "a".into(),
+            head_clone_url: "u".into(),
+            head_ref: "h".into(),
+            base_ref: "main".into(),
+            author: "Carol".into(),
+            from_fork,
+        };
+        assert!(pr("carol", true).runs_on_sender());
+        assert!(!pr("maintainer", true).runs_on_sender());
+        assert!(pr("maintainer", false).runs_on_sender());
+    }
 
     #[test]
     fn null_commits() {

@@ -16,6 +16,23 @@ pub const TAIL_LINE_MAX_BYTES: usize = 1024;
 /// with the rest of the summary; the steps past it are counted, not listed.
 pub const STEPS_TABLE_MAX_CHARS: usize = 50_000;
 
+/// The "Cancel" button a check run carries while its run is queued or in progress (GitHub's
+/// limits: label at most 20 characters, description 40, identifier 20).
+pub const CANCEL_ACTION: CheckAction = CheckAction {
+    label: "Cancel",
+    description: "Stop this run on its runner",
+    identifier: "cancel",
+};
+
+/// A check run's action button, as tether offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckAction {
+    pub label: &'static str,
+    pub description: &'static str,
+    /// What `check_run.requested_action` sends back.
+    pub identifier: &'static str,
+}
+
 /// A check run's `output`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOutput {
@@ -32,6 +49,24 @@ pub fn queued(login: &str, connect_command: &str) -> CheckOutput {
             &format!(
                 "This check runs on a machine of @{login}, who caused it, and none is connected.\n\n\
                  Connect one with:\n\n```\n{connect_command}\n```"
+            ),
+            "",
+        ),
+        text: None,
+    }
+}
+
+/// The output of a fork's pull request that its author did not push: nothing runs until a
+/// person with write access asks with `/run`, on their own runner.
+pub fn fork_waiting(sender: &str) -> CheckOutput {
+    CheckOutput {
+        title: "Waiting for `/run` from a person with write access".to_string(),
+        summary: limit(
+            &format!(
+                "This pull request comes from a fork, and @{sender}, who caused this event, is \
+                 not its author, so its code does not run on @{sender}'s machine.\n\n\
+                 A person with write access to this repository can run it on their own runner \
+                 by commenting `/run` on the pull request."
             ),
             "",
         ),
@@ -137,7 +172,7 @@ pub fn ended(end: &RunEnd, at: &Ended<'_>) -> CheckOutput {
                 steps: at.steps,
             });
         }
-        RunEnd::Superseded { .. } => "Cancelled",
+        RunEnd::Superseded { .. } | RunEnd::Cancelled { .. } => "Cancelled",
         RunEnd::QueueTimedOut { .. } => "Timed out waiting for a runner",
         RunEnd::RunnerLost(_) => "runner lost",
         RunEnd::RunnerError(_) | RunEnd::RunnerBusy | RunEnd::NoCheckoutToken(_) => "Failed",
@@ -307,6 +342,19 @@ mod tests {
         let late = ended(&RunEnd::QueueTimedOut { sender: "alice".into() }, &at);
         assert_eq!(late.title, "Timed out waiting for a runner");
         assert_eq!(ended(&RunEnd::RunnerBusy, &at).title, "Failed");
+    }
+
+    #[test]
+    fn the_cancel_button_is_within_githubs_limits_and_a_cancel_names_who() {
+        assert!(CANCEL_ACTION.label.chars().count() <= 20);
+        assert!(CANCEL_ACTION.description.chars().count() <= 40);
+        assert!(CANCEL_ACTION.identifier.chars().count() <= 20);
+        let at = Ended { runner: "-", run_url: "https://ci.example/runs/7", log_tail: "" };
+        let cancelled = ended(&RunEnd::Cancelled { by: "bob".into() }, &at);
+        assert_eq!(cancelled.title, "Cancelled");
+        assert!(cancelled.summary.starts_with("cancelled by @bob"), "{}", cancelled.summary);
+        let waiting = fork_waiting("maintainer");
+        assert!(waiting.summary.contains("`/run`") && waiting.summary.contains("write access"));
     }
 
     #[test]

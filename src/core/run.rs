@@ -111,6 +111,9 @@ pub enum RunEnd {
     QueueTimedOut { sender: String },
     /// A newer head of the pull request made the run moot; `by` is the new commit.
     Superseded { by: String },
+    /// A person cancelled it (on the run page, over SSH, or with its check run's button); `by`
+    /// is their login.
+    Cancelled { by: String },
 }
 
 impl RunEnd {
@@ -128,7 +131,7 @@ impl RunEnd {
         match self {
             RunEnd::Finished(finished) => finished.conclusion(false),
             RunEnd::QueueTimedOut { .. } => Conclusion::TimedOut,
-            RunEnd::Superseded { .. } => Conclusion::Cancelled,
+            RunEnd::Superseded { .. } | RunEnd::Cancelled { .. } => Conclusion::Cancelled,
             RunEnd::RunnerLost(_)
             | RunEnd::RunnerError(_)
             | RunEnd::RunnerBusy
@@ -148,6 +151,7 @@ impl RunEnd {
                 format!("no runner of @{sender} connected within the queue time")
             }
             RunEnd::Superseded { by } => format!("superseded by {by}"),
+            RunEnd::Cancelled { by } => format!("cancelled by @{by}"),
         }
     }
 }
@@ -245,6 +249,9 @@ mod tests {
         let late = RunEnd::QueueTimedOut { sender: "alice".into() };
         assert_eq!(late.conclusion(), Conclusion::TimedOut);
         assert_eq!(late.exit(), "no runner of @alice connected within the queue time");
+        let cancelled = RunEnd::Cancelled { by: "bob".into() };
+        assert_eq!(cancelled.conclusion(), Conclusion::Cancelled);
+        assert_eq!(cancelled.exit(), "cancelled by @bob");
         assert_eq!(Conclusion::TimedOut.as_str(), "timed_out");
         assert_eq!(serde_json::to_string(&Conclusion::TimedOut).unwrap(), "\"timed_out\"");
     }

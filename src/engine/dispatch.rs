@@ -133,6 +133,10 @@ impl Dispatcher {
                 continue;
             }
             let stored: StoredThunk = serde_json::from_str(&run.thunk)?;
+            // A fork's pull request its author did not push waits for a `/run`.
+            if stored.held {
+                continue;
+            }
             let live = self.deps.gateway.runners_of(&run.sender);
             let candidates: Vec<Candidate> = live.iter().map(|r| self.candidate(r)).collect();
             let Some(index) = pick_runner(&stored.needs, &candidates) else { continue };

@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
 use super::Stop;
+use super::actions::{ActionError, Actions};
 use super::plan::{PlanOutcome, Planned, Planner, Retry, Trigger};
-use crate::core::event::{CheckRun, CheckSuite, Event, Installation, SuiteAction};
+use crate::core::event::{CheckRun, CheckRunAction, CheckSuite, Event, Installation, SuiteAction};
 use crate::core::retry::{AfterFailure, Failure, FailureKind};
 use crate::github::{GitHub, GitHubError};
 use crate::store::{Delivery, DeliveryOutcome, RunRecord, Store, StoreError};
@@ -61,18 +62,20 @@ pub(super) struct Intake {
     store: Store,
     github: GitHub,
     planner: Planner,
+    /// For a check run's "Cancel" button.
+    actions: Actions,
     /// Notified when an item is stored in the outbox (a `/run` answer).
     outbox_wake: Arc<Notify>,
 }
 
 impl Intake {
     pub(super) fn new(
-        store: Store,
-        github: GitHub,
+        (store, github): (Store, GitHub),
         planner: Planner,
+        actions: Actions,
         outbox_wake: Arc<Notify>,
     ) -> Intake {
-        Intake { store, github, planner, outbox_wake }
+        Intake { store, github, planner, actions, outbox_wake }
     }
 
     /// Acts on deliveries as `wake` says they are stored, until `stop`.
@@ -222,17 +225,41 @@ impl Intake {
     }
 
     /// `check_run.rerequested`: a new run of the stored original, on its sender's runner.
+    /// `check_run.requested_action` `cancel`: the run cancelled, if its sender may.
     async fn on_check_run(&self, check_run: &CheckRun, delivery: &str) -> Result<Outcome, Retry> {
         let Ok(original_id) = check_run.external_id.parse::<i64>() else {
             return Ok(Outcome::ignored("not a tether check run"));
         };
         let original = self.store.run(original_id).await?;
-        match original.filter(|run| run.repo.eq_ignore_ascii_case(&check_run.repo.full_name)) {
-            Some(original) => {
-                let id = self.planner.rerun(&original, delivery).await?;
+        let original =
+            original.filter(|run| run.repo.eq_ignore_ascii_case(&check_run.repo.full_name));
+        let Some(original) = original else {
+            return Ok(Outcome::ignored(format!("no run {original_id} of this repository")));
+        };
+        match &check_run.action {
+            CheckRunAction::Rerequested => {
+                let id = self.planner.rerun(&original, Some(delivery)).await?;
                 Ok(Outcome::processed(format!("re-run {original_id} as {id}")))
             }
-            None => Ok(Outcome::ignored(format!("no run {original_id} of this repository"))),
+            CheckRunAction::RequestedAction { identifier } if identifier == "cancel" => {
+                self.cancel_from_button(original_id, &check_run.sender.login).await
+            }
+            CheckRunAction::RequestedAction { .. } => {
+                Ok(Outcome::ignored("an action tether does not offer"))
+            }
+        }
+    }
+
+    /// The check run's "Cancel" button: from a person who may cancel, the run is cancelled;
+    /// from anyone else it is logged and ignored.
+    async fn cancel_from_button(&self, run_id: i64, by: &str) -> Result<Outcome, Retry> {
+        match self.actions.cancel(run_id, by).await {
+            Ok(()) => Ok(Outcome::processed(format!("run {run_id} cancelled by @{by}"))),
+            Err(ActionError::Failed(e)) => Err(Retry(e)),
+            Err(refused) => {
+                tracing::warn!(run = run_id, by, why = %refused, "a check run's Cancel refused");
+                Ok(Outcome::ignored(format!("cancel of run {run_id} by @{by}: {refused}")))
+            }
         }
     }
 
@@ -250,7 +277,7 @@ impl Intake {
             }
         }
         for run in &latest {
-            self.planner.rerun(run, delivery).await?;
+            self.planner.rerun(run, Some(delivery)).await?;
         }
         Ok(Outcome::processed(format!("re-ran {} checks", latest.len())))
     }

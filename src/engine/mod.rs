@@ -4,6 +4,7 @@
 //! It wires the store, GitHub, the gateway and the blobstore together; what to do is decided in
 //! `core` (which checks, which runner, what a check run says).
 
+mod actions;
 mod active;
 mod dispatch;
 mod ends;
@@ -21,10 +22,12 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use self::actions::{ActionError, Actions};
 use self::dispatch::Dispatcher;
 use self::intake::Intake;
 use self::outbox::Outbox;
 use self::plan::Planner;
+use crate::access::Access;
 use crate::core::Thunk;
 use crate::core::dispatch::Requirements;
 use crate::github::GitHub;
@@ -68,6 +71,8 @@ struct Inner {
     loops: Mutex<Vec<JoinHandle<()>>>,
     /// Tells the loops to stop.
     stop: watch::Sender<bool>,
+    /// Cancel and re-run, for the web, SSH and check-run buttons.
+    actions: Actions,
 }
 
 struct Parts {
@@ -95,6 +100,7 @@ impl Links {
 }
 
 /// What tells the dispatcher and the outbox that something was stored for them.
+#[derive(Clone)]
 struct Wakes {
     dispatch: Arc<Notify>,
     outbox: Arc<Notify>,
@@ -121,6 +127,10 @@ pub struct StoredThunk {
     /// The `/run` comment that asked for the run, which gets a rocket when it starts.
     #[serde(default)]
     pub comment: Option<CommentRef>,
+    /// A fork's pull request that its author did not push: the run waits, queued, for a
+    /// `/run`, and is never dispatched to its sender's runner.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 /// A comment to react to.
@@ -131,9 +141,9 @@ pub struct CommentRef {
 }
 
 impl Engine {
+    /// `access` decides who may cancel and re-run.
     pub fn new(
-        store: Store,
-        github: GitHub,
+        (store, github, access): (Store, GitHub, Access),
         gateway: Gateway,
         logs: LogStore,
         live: live::LiveLogs,
@@ -147,8 +157,14 @@ impl Engine {
         let (cancel_tx, cancels) = mpsc::channel(dispatch::CANCELS_QUEUED_MAX);
         let wakes = Wakes { dispatch: dispatch_wake.clone(), outbox: outbox_wake.clone() };
         let ttl = config.queue_ttl;
-        let planner = Planner::new((store.clone(), github.clone()), ttl, cancel_tx, wakes);
-        let intake = Intake::new(store.clone(), github.clone(), planner, outbox_wake.clone());
+        let planner = Planner::new((store.clone(), github.clone()), ttl, cancel_tx.clone(), wakes);
+        let actions = Actions::new(store.clone(), access, planner.clone(), cancel_tx);
+        let intake = Intake::new(
+            (store.clone(), github.clone()),
+            planner,
+            actions.clone(),
+            outbox_wake.clone(),
+        );
         let dispatcher = Dispatcher::new(dispatch::DispatcherDeps {
             store: store.clone(),
             github: github.clone(),
@@ -166,8 +182,14 @@ impl Engine {
             parts: Mutex::new(Some(parts)),
             loops: Mutex::default(),
             stop: watch::Sender::new(false),
+            actions,
         };
         Engine { inner: Arc::new(inner) }
+    }
+
+    /// Cancel and re-run, each checked against who asks.
+    pub fn actions(&self) -> Actions {
+        self.inner.actions.clone()
     }
 
     /// Starts the engine's loops (once; a second call does nothing); they run until
@@ -219,7 +241,8 @@ mod tests {
             queue_ttl: DEFAULT_QUEUE_TTL,
             log_max_bytes: DEFAULT_LOG_MAX_BYTES,
         };
-        Engine::new(store, github, gateway, logs, live::LiveLogs::default(), config)
+        let access = Access::new(store.clone(), github.clone(), None, Duration::ZERO);
+        Engine::new((store, github, access), gateway, logs, live::LiveLogs::default(), config)
     }
 
     #[tokio::test]

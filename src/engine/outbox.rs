@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
 use super::item::{CheckRunUpdate, OutboxItem};
-use super::{Links, Stop};
+use super::{Links, Stop, StoredThunk};
 use crate::core::config::CONFIG_FILE;
 use crate::core::report;
 use crate::core::retry::{AfterFailure, Failure, FailureKind};
@@ -143,13 +143,19 @@ impl Outbox {
 
     async fn create_check_run(&self, row: &OutboxRow) -> anyhow::Result<()> {
         let (run, installation) = self.outbox_run(row).await?;
-        let queued = report::queued(&run.sender, &self.links.connect_command(&run.sender));
+        let held = serde_json::from_str::<StoredThunk>(&run.thunk).is_ok_and(|t| t.held);
+        let queued = if held {
+            report::fork_waiting(&run.sender)
+        } else {
+            report::queued(&run.sender, &self.links.connect_command(&run.sender))
+        };
         let write = CheckRunWrite {
             status: CheckStatus::Queued,
             started_at: None,
             conclusion: None,
             completed_at: None,
             output: Some(output(queued)),
+            actions: Some(vec![report::CANCEL_ACTION]),
             ..self.check_run_of(&run)
         };
         let id = self.create_once(row, installation, &run.repo, &write).await?;
@@ -169,6 +175,7 @@ impl Outbox {
             conclusion: None,
             completed_at: None,
             output: None,
+            actions: None,
         }
     }
 
@@ -183,15 +190,19 @@ impl Outbox {
             return Err(GaveUp("no check run to update: its creation failed for good").into());
         };
         let write = match update {
-            CheckRunUpdate::InProgress { started_at } => {
-                CheckRunWrite { started_at: Some(started_at), ..self.check_run_of(&run) }
-            }
+            CheckRunUpdate::InProgress { started_at } => CheckRunWrite {
+                started_at: Some(started_at),
+                actions: Some(vec![report::CANCEL_ACTION]),
+                ..self.check_run_of(&run)
+            },
             CheckRunUpdate::Completed { conclusion, completed_at, title, summary, text } => {
                 CheckRunWrite {
                     status: CheckStatus::Completed,
                     conclusion: Some(check_conclusion(conclusion)),
                     completed_at: Some(completed_at),
                     output: Some(CheckOutputWrite { title, summary, text }),
+                    // A finished run has nothing to cancel: the button goes.
+                    actions: Some(Vec::new()),
                     ..self.check_run_of(&run)
                 }
             }
@@ -224,6 +235,7 @@ impl Outbox {
                 summary: report::limit(&format!("```\n{message}\n```"), ""),
                 text: None,
             }),
+            actions: None,
         };
         self.create_once(row, installation, repo, &write).await?;
         Ok(())

@@ -70,6 +70,9 @@ pub struct Planned<'a> {
     deploys: bool,
     /// The `/run` comment that asked, if one did.
     comment_id: Option<i64>,
+    /// The runs wait for a `/run` rather than go to the sender's runner: a fork's pull request
+    /// that its sender did not author.
+    held: bool,
 }
 
 impl<'a> Planned<'a> {
@@ -88,6 +91,7 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: push.branch() == Some(push.repo.default_branch.as_str()),
                 comment_id: None,
+                held: false,
             },
             Trigger::PullRequest(pr) => Planned {
                 repo: &pr.repo.full_name,
@@ -102,6 +106,7 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: false,
                 comment_id: None,
+                held: !pr.runs_on_sender(),
             },
             Trigger::RunComment(comment, head) => Planned {
                 repo: &comment.repo.full_name,
@@ -116,12 +121,15 @@ impl<'a> Planned<'a> {
                 delivery_id,
                 deploys: false,
                 comment_id: Some(comment.comment_id),
+                // Typing `/run` is the consent to run the code on one's own runner.
+                held: false,
             },
         }
     }
 }
 
 /// Events into stored runs.
+#[derive(Clone)]
 pub(super) struct Planner {
     store: Store,
     github: GitHub,
@@ -202,8 +210,12 @@ impl Planner {
             let comment = plan
                 .comment_id
                 .map(|comment_id| CommentRef { installation: plan.installation, comment_id });
-            let stored =
-                StoredThunk { thunk: thunk.clone(), needs: Requirements::of(check), comment };
+            let stored = StoredThunk {
+                thunk: thunk.clone(),
+                needs: Requirements::of(check),
+                comment,
+                held: plan.held,
+            };
             let run = NewRun {
                 repo: plan.repo.to_string(),
                 installation_id: Some(plan.installation),
@@ -224,10 +236,15 @@ impl Planner {
         Ok(ids)
     }
 
-    /// Queues a new run of `original`, for `delivery`, on its sender's runner.
-    pub(super) async fn rerun(&self, original: &RunRecord, delivery: &str) -> anyhow::Result<i64> {
+    /// Queues a new run of `original`, for `delivery` (none for a person's re-run), on its
+    /// sender's runner.
+    pub(super) async fn rerun(
+        &self,
+        original: &RunRecord,
+        delivery: Option<&str>,
+    ) -> anyhow::Result<i64> {
         let run = NewRun {
-            delivery_id: Some(delivery.to_string()),
+            delivery_id: delivery.map(String::from),
             rerun_of: Some(original.id),
             queue_deadline: SystemTime::now() + self.queue_ttl,
             ..original.queued.clone()

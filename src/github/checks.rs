@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::{GitHub, GitHubError, route};
+pub use crate::core::report::CheckAction;
 
 /// The latest instant RFC 3339 can write with a four-digit year: 9999-12-31T23:59:59Z.
 const LATEST_TIMESTAMP_SECS: u64 = 253_402_300_799;
@@ -23,6 +24,8 @@ pub struct CheckRunWrite {
     pub conclusion: Option<CheckConclusion>,
     pub completed_at: Option<SystemTime>,
     pub output: Option<CheckOutputWrite>,
+    /// Its buttons: `None` leaves them as they are, an empty list removes them.
+    pub actions: Option<Vec<CheckAction>>,
 }
 
 /// What a check run shows. GitHub refuses a summary or text over 65,535 characters.
@@ -71,6 +74,15 @@ struct CheckRunBody<'a> {
     completed_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<OutputBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actions: Option<Vec<ActionBody>>,
+}
+
+#[derive(Serialize)]
+struct ActionBody {
+    label: &'static str,
+    description: &'static str,
+    identifier: &'static str,
 }
 
 #[derive(Serialize)]
@@ -125,6 +137,16 @@ impl CheckRunWrite {
             conclusion: self.conclusion,
             completed_at: self.completed_at.map(timestamp),
             output,
+            actions: self.actions.as_ref().map(|actions| {
+                actions
+                    .iter()
+                    .map(|a| ActionBody {
+                        label: a.label,
+                        description: a.description,
+                        identifier: a.identifier,
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -209,7 +231,20 @@ mod tests {
             conclusion: None,
             completed_at: None,
             output: None,
+            actions: None,
         }
+    }
+
+    #[test]
+    fn actions_are_sent_as_githubs_fields_and_an_empty_list_removes_them() {
+        let cancel = crate::core::report::CANCEL_ACTION;
+        let with = CheckRunWrite { actions: Some(vec![cancel]), ..queued() };
+        let body = serde_json::to_value(with.body(true)).unwrap();
+        let expected =
+            json!([{"label": "Cancel", "description": cancel.description, "identifier": "cancel"}]);
+        assert_eq!(body["actions"], expected);
+        let without = CheckRunWrite { actions: Some(vec![]), ..queued() };
+        assert_eq!(serde_json::to_value(without.body(false)).unwrap()["actions"], json!([]));
     }
 
     #[test]

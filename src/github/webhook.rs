@@ -5,8 +5,8 @@ use serde::de::{DeserializeOwned, Deserializer, IgnoredAny};
 use serde_json::Value;
 
 use crate::core::event::{
-    CheckRun, CheckSuite, Event, Installation, IssueComment, PullRequest, PullRequestAction, Push,
-    Repo, SuiteAction, User,
+    CheckRun, CheckRunAction, CheckSuite, Event, Installation, IssueComment, PullRequest,
+    PullRequestAction, Push, Repo, SuiteAction, User,
 };
 
 /// Why a payload could not be understood; the message names the missing or bad field.
@@ -24,6 +24,7 @@ enum Handled {
     PullRequest(PullRequestAction),
     CheckSuite(SuiteAction),
     CheckRunRerequested,
+    CheckRunRequestedAction,
     IssueCommentCreated,
     Installation,
     InstallationRepositories,
@@ -38,6 +39,7 @@ fn handled(event: &str, action: Option<&str>) -> Option<Handled> {
         ("check_suite", Some("requested")) => Handled::CheckSuite(SuiteAction::Requested),
         ("check_suite", Some("rerequested")) => Handled::CheckSuite(SuiteAction::Rerequested),
         ("check_run", Some("rerequested")) => Handled::CheckRunRerequested,
+        ("check_run", Some("requested_action")) => Handled::CheckRunRequestedAction,
         ("issue_comment", Some("created")) => Handled::IssueCommentCreated,
         ("installation", _) => Handled::Installation,
         ("installation_repositories", _) => Handled::InstallationRepositories,
@@ -95,7 +97,8 @@ pub fn parse(event: &str, body: &[u8]) -> Result<Event, MalformedPayload> {
         Handled::Push => push(read.body()?),
         Handled::PullRequest(action) => pull_request(action, read.body()?),
         Handled::CheckSuite(action) => check_suite(action, read.body()?),
-        Handled::CheckRunRerequested => check_run(read.body()?),
+        Handled::CheckRunRerequested => check_run(read.body()?, false).map_err(malformed)?,
+        Handled::CheckRunRequestedAction => check_run(read.body()?, true).map_err(malformed)?,
         Handled::IssueCommentCreated => issue_comment(read.body()?),
         Handled::Installation => installation(read.body()?),
         Handled::InstallationRepositories => installation_repositories(read.body()?),
@@ -208,6 +211,7 @@ struct PullRequestBody {
 #[derive(Deserialize)]
 struct PullRequestFields {
     number: u64,
+    user: UserBody,
     head: HeadBody,
     base: BaseBody,
 }
@@ -218,11 +222,12 @@ struct HeadBody {
     #[serde(rename = "ref")]
     git_ref: String,
     /// Null when the fork the pull request came from was deleted.
-    repo: Option<CloneUrl>,
+    repo: Option<HeadRepo>,
 }
 
 #[derive(Deserialize)]
-struct CloneUrl {
+struct HeadRepo {
+    id: i64,
     clone_url: String,
 }
 
@@ -233,8 +238,10 @@ struct BaseBody {
 }
 
 fn pull_request(action: PullRequestAction, body: PullRequestBody) -> Event {
-    let PullRequestFields { number, head, base } = body.pull_request;
+    let PullRequestFields { number, user, head, base } = body.pull_request;
     let repo: Repo = body.repository.into();
+    // A deleted fork is still a fork: its head is not the base repository's.
+    let from_fork = head.repo.as_ref().is_none_or(|r| r.id != repo.id);
     // A deleted fork's commits stay reachable from the base repository (`refs/pull/N/head`).
     let head_clone_url = head.repo.map_or_else(|| repo.clone_url.clone(), |r| r.clone_url);
     Event::PullRequest(PullRequest {
@@ -247,6 +254,8 @@ fn pull_request(action: PullRequestAction, body: PullRequestBody) -> Event {
         head_clone_url,
         head_ref: head.git_ref,
         base_ref: base.git_ref,
+        author: user.login,
+        from_fork,
     })
 }
 
@@ -281,6 +290,8 @@ fn check_suite(action: SuiteAction, body: CheckSuiteBody) -> Event {
 #[derive(Deserialize)]
 struct CheckRunBody {
     check_run: RunFields,
+    /// Only in `requested_action`.
+    requested_action: Option<RequestedAction>,
     repository: RepoBody,
     sender: UserBody,
     installation: Option<InstallationId>,
@@ -295,9 +306,22 @@ struct RunFields {
     head_sha: String,
 }
 
-fn check_run(body: CheckRunBody) -> Event {
+#[derive(Deserialize)]
+struct RequestedAction {
+    identifier: String,
+}
+
+fn check_run(body: CheckRunBody, requested_action: bool) -> Result<Event, String> {
     let run = body.check_run;
-    Event::CheckRun(CheckRun {
+    let action = match (requested_action, body.requested_action) {
+        (false, _) => CheckRunAction::Rerequested,
+        (true, Some(RequestedAction { identifier })) => {
+            CheckRunAction::RequestedAction { identifier }
+        }
+        (true, None) => return Err("requested_action: missing field".into()),
+    };
+    Ok(Event::CheckRun(CheckRun {
+        action,
         repo: body.repository.into(),
         sender: body.sender.into(),
         installation: body.installation.map(|i| i.id),
@@ -305,7 +329,7 @@ fn check_run(body: CheckRunBody) -> Event {
         external_id: run.external_id.unwrap_or_default(),
         name: run.name,
         head_sha: run.head_sha,
-    })
+    }))
 }
 
 #[derive(Deserialize)]

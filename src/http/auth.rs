@@ -329,10 +329,17 @@ fn github_failure(error: GitHubError) -> Response {
     }
 }
 
+/// A form whose only field is the session's CSRF token.
 #[derive(Deserialize)]
 pub struct CsrfForm {
     #[serde(default)]
     csrf: String,
+}
+
+impl CsrfForm {
+    pub fn token(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// `POST /logout`: ends the session (CSRF-checked), and forgets the cookie.

@@ -1,6 +1,7 @@
 //! HTTP (axum, askama): pages, the JSON API and health. Handlers translate; the store and the
 //! gateway decide.
 
+mod actions;
 mod api;
 pub mod auth;
 mod conn;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub sign_in: Arc<auth::SignIn>,
     /// The configured App's slug, when known (from `/setup`'s file), for the setup page.
     pub app_slug: Arc<RwLock<Option<String>>>,
+    /// The engine, once there is a GitHub App (at start, or after `/setup`): cancel, re-run.
+    pub engine: Arc<std::sync::Mutex<Option<crate::engine::Engine>>>,
 }
 
 impl AppState {
@@ -76,7 +79,13 @@ impl AppState {
             access,
             sign_in,
             app_slug: Arc::default(),
+            engine: Arc::default(),
         }
+    }
+
+    /// Cancel and re-run, once the engine runs.
+    fn actions(&self) -> Option<crate::engine::Actions> {
+        self.engine.lock().expect("engine slot poisoned").as_ref().map(|e| e.actions())
     }
 
     fn webhook_secret(&self) -> Option<Vec<u8>> {
@@ -100,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(run_page::page))
         .route("/runs/{id}/raw", get(runs::raw))
         .route("/runs/{id}/events", get(live::events))
+        .route("/runs/{id}/cancel", post(actions::cancel))
+        .route("/runs/{id}/rerun", post(actions::rerun))
         .route("/login", get(auth::login))
         .route("/auth/callback", get(auth::callback))
         .route("/logout", post(auth::logout))
@@ -152,6 +163,8 @@ pub enum HttpError {
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{0}")]
     Unavailable(&'static str),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -173,6 +186,7 @@ impl IntoResponse for HttpError {
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
+            HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");

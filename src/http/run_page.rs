@@ -37,6 +37,32 @@ struct RunPage {
     /// Which page of a long log this is.
     nav: Option<PageNav>,
     log_slot: &'static str,
+    /// Which of the run's forms the visitor may use.
+    may: May,
+}
+
+/// The actions the visitor may take on the run, each shown as a form only then.
+#[derive(Default)]
+struct May {
+    cancel: bool,
+    rerun: bool,
+}
+
+impl May {
+    /// Only a signed-in session (which has a CSRF token) posts forms; the run decides which
+    /// action applies, and `Access` who may.
+    async fn of(state: &AppState, visitor: &Visitor, run: &RunRecord) -> Result<May, HttpError> {
+        let Visitor::Person(person) = visitor else { return Ok(May::default()) };
+        if person.csrf.is_none() || state.actions().is_none() {
+            return Ok(May::default());
+        }
+        let access = &state.access;
+        Ok(if run.status == RunStatus::Completed {
+            May { cancel: false, rerun: access.may_rerun(&person.login, run).await? }
+        } else {
+            May { cancel: access.may_cancel(&person.login, run).await?, rerun: false }
+        })
+    }
 }
 
 /// Where a page sits in a long log, for the links between pages.
@@ -88,6 +114,7 @@ pub async fn page(
 ) -> Result<Response, HttpError> {
     let run = find(&state, &visitor, id).await?;
     let view = log_view(&state, &run, q.page).await?;
+    let may = May::of(&state, &visitor, &run).await?;
     let (note, live_last, nav, log) = match view {
         LogView::Missing(note) => (note, None, None, stream::empty().boxed()),
         LogView::Live(html, last) => ("", Some(last), None, one(html.into())),
@@ -102,6 +129,7 @@ pub async fn page(
         live_last,
         nav,
         log_slot: LOG_SLOT,
+        may,
     };
     let html = page.render().map_err(anyhow::Error::from)?;
     let (head, tail) = html.split_once(LOG_SLOT).unwrap_or((&html, ""));

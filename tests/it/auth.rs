@@ -29,7 +29,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn header(&self) -> String {
+    pub fn header(&self) -> String {
         let pairs: Vec<String> = self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect();
         pairs.join("; ")
     }
@@ -197,7 +197,7 @@ async fn a_private_run_is_hidden_from_strangers_and_shown_to_a_reader_who_signs_
 }
 
 /// The CSRF token of the page's sign-out form.
-fn csrf_of(page: &str) -> String {
+pub fn csrf_of(page: &str) -> String {
     let start = page.find("name=\"csrf\" value=\"").expect("a sign-out form") + 19;
     page[start..start + 64].to_string()
 }

@@ -41,6 +41,7 @@ fn queued() -> CheckRunWrite {
         conclusion: None,
         completed_at: None,
         output: None,
+        actions: None,
     }
 }
 
@@ -129,6 +130,29 @@ async fn an_over_long_summary_is_refused_like_github() {
     let Err(GitHubError::Other(message)) = refused else { panic!("{refused:?}") };
     assert!(message.contains("HTTP 422") && message.contains("65535"), "{message}");
     github.create_check_run(INSTALLATION, REPO, &completed("x".repeat(65_535))).await.unwrap();
+    assert_eq!(fake.check_runs(REPO).len(), 1);
+}
+
+#[tokio::test]
+async fn the_fake_takes_actions_within_githubs_limits_only() {
+    let (fake, github) = app_setup().await;
+    let cancel = tether::core::report::CANCEL_ACTION;
+    let with = CheckRunWrite { actions: Some(vec![cancel]), ..queued() };
+    let id = github.create_check_run(INSTALLATION, REPO, &with).await.unwrap();
+    assert_eq!(fake.check_runs(REPO)[0]["actions"][0]["identifier"], "cancel");
+    let removed = CheckRunWrite { actions: Some(vec![]), ..queued() };
+    github.update_check_run(INSTALLATION, REPO, id, &removed).await.unwrap();
+    assert_eq!(fake.check_runs(REPO)[0]["actions"], json!([]));
+    let long = tether::core::report::CheckAction { label: "a label of over twenty", ..cancel };
+    let four = CheckRunWrite { actions: Some(vec![cancel; 4]), ..queued() };
+    let too_long = CheckRunWrite { actions: Some(vec![long]), ..queued() };
+    for refused in [four, too_long] {
+        let answer = github.create_check_run(INSTALLATION, REPO, &refused).await;
+        assert!(
+            matches!(&answer, Err(GitHubError::Other(m)) if m.contains("HTTP 422")),
+            "{answer:?}"
+        );
+    }
     assert_eq!(fake.check_runs(REPO).len(), 1);
 }
 

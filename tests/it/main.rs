@@ -1,6 +1,7 @@
 //! tether's one integration test binary: real processes, real git, real sockets; only GitHub is
 //! faked.
 
+mod actions;
 mod auth;
 mod browser;
 mod checks;

@@ -331,7 +331,11 @@ async fn an_image_runs_through_the_engine_with_its_env_in_a_private_file() {
     let argv = read("argv").replace('\n', " ");
     assert!(argv.starts_with("run --rm --init"), "{argv}");
     assert!(argv.contains(":/workspace --workdir /workspace/sub"), "{argv}");
-    assert!(argv.contains("--env-file ") && argv.ends_with("-- rust:1.82 sh -ec make test "));
+    assert!(
+        argv.contains("--env-file ")
+            && argv.ends_with("-- rust:1.82 sh -c exec 2>&1; exec sh -ec \"$1\" sh make test "),
+        "{argv}"
+    );
     assert!(!argv.contains("--env ") && !argv.contains("tok-123456"), "{argv}");
     // docker runs with the runner's own environment, and nothing of the check's.
     let docker_env = read("env");

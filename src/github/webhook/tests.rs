@@ -20,7 +20,7 @@ macro_rules! entry {
 /// Every fixture and the variant it must parse into.
 const FIXTURES: &[(&str, &[u8], &str)] = &[
     entry!("check_run/completed.payload.json", "Ignored"),
-    entry!("check_run/requested_action.payload.json", "Ignored"),
+    entry!("check_run/requested_action.payload.json", "CheckRun"),
     entry!("check_run/rerequested.payload.json", "CheckRun"),
     entry!("check_suite/requested.payload.json", "CheckSuite"),
     entry!("check_suite/rerequested.payload.json", "CheckSuite"),
@@ -158,6 +158,8 @@ fn pull_requests_that_run_checks() {
             head_clone_url: "https://github.com/Codertocat/Hello-World.git".into(),
             head_ref: "changes".into(),
             base_ref: "master".into(),
+            author: "Codertocat".into(),
+            from_fork: false,
         };
         assert_eq!(parse("pull_request", body).unwrap(), Event::PullRequest(expected));
     }
@@ -167,14 +169,21 @@ fn pull_requests_that_run_checks() {
 fn pull_request_from_a_fork_clones_the_fork_or_the_base_once_it_is_deleted() {
     let opened = fixture!("pull_request/opened.payload.json");
     let fork = "https://github.com/forker/Hello-World.git";
-    let from_fork =
-        edited(opened, |v| v["pull_request"]["head"]["repo"]["clone_url"] = fork.into());
+    let from_fork = edited(opened, |v| {
+        v["pull_request"]["head"]["repo"]["clone_url"] = fork.into();
+        v["pull_request"]["head"]["repo"]["id"] = 99.into();
+    });
     let Event::PullRequest(pr) = parse("pull_request", &from_fork).unwrap() else { panic!() };
     assert_eq!(pr.head_clone_url, fork);
+    assert!(pr.from_fork && pr.runs_on_sender(), "its author's own push runs");
+    let maintainer = edited(&from_fork, |v| v["sender"]["login"] = "maintainer".into());
+    let Event::PullRequest(pr) = parse("pull_request", &maintainer).unwrap() else { panic!() };
+    assert!(!pr.runs_on_sender(), "a maintainer's reopening does not run on their runner");
 
     let deleted = edited(opened, |v| v["pull_request"]["head"]["repo"] = Value::Null);
     let Event::PullRequest(pr) = parse("pull_request", &deleted).unwrap() else { panic!() };
     assert_eq!(pr.head_clone_url, hello_world().clone_url);
+    assert!(pr.from_fork, "a deleted fork is still a fork");
 }
 
 #[test]
@@ -214,6 +223,7 @@ fn check_suites() {
 fn check_run_rerequested() {
     let body = fixture!("check_run/rerequested.payload.json");
     let expected = CheckRun {
+        action: CheckRunAction::Rerequested,
         repo: Repo {
             id: 526,
             full_name: "github/hello-world".into(),
@@ -238,12 +248,22 @@ fn check_run_rerequested() {
 }
 
 #[test]
+fn check_run_requested_action_carries_its_identifier() {
+    let requested = fixture!("check_run/requested_action.payload.json");
+    let Event::CheckRun(run) = parse("check_run", requested).unwrap() else { panic!() };
+    let identifier = "lgtm|26764".to_string();
+    assert_eq!(run.action, CheckRunAction::RequestedAction { identifier });
+    let body = edited(requested, |v| {
+        v.as_object_mut().unwrap().remove("requested_action");
+    });
+    let error = parse("check_run", &body).unwrap_err();
+    assert!(error.message.contains("requested_action"), "{error}");
+}
+
+#[test]
 fn other_check_run_actions_are_ignored() {
     let completed = fixture!("check_run/completed.payload.json");
     assert_eq!(parse("check_run", completed).unwrap(), ignored("check_run", "completed"));
-    let requested = fixture!("check_run/requested_action.payload.json");
-    let expected = ignored("check_run", "requested_action");
-    assert_eq!(parse("check_run", requested).unwrap(), expected);
 }
 
 #[test]

@@ -43,6 +43,9 @@ const CONCLUSIONS: [&str; 7] =
     ["action_required", "cancelled", "failure", "neutral", "success", "skipped", "timed_out"];
 /// GitHub's limit on `output.summary` and `output.text`.
 const OUTPUT_TEXT_MAX_CHARS: usize = 65_535;
+/// GitHub's limits on a check run's action buttons.
+const ACTIONS_MAX: usize = 3;
+const ACTION_FIELDS: [(&str, usize); 3] = [("label", 20), ("description", 40), ("identifier", 20)];
 
 /// `POST /repos/{owner}/{repo}/check-runs`.
 pub async fn create(
@@ -145,6 +148,7 @@ fn validate(run: &Object) -> Result<(), Response> {
     schema::one_of(run, "conclusion", &CONCLUSIONS)?;
     schema::timestamp(run, "started_at")?;
     schema::timestamp(run, "completed_at")?;
+    validate_actions(run)?;
     match run.get("output") {
         None => Ok(()),
         Some(Value::Object(output)) => validate_output(output),
@@ -152,6 +156,32 @@ fn validate(run: &Object) -> Result<(), Response> {
             Err(schema::invalid(&format!("For 'properties/output', {other} is not an object.")))
         }
     }
+}
+
+/// `actions`: at most 3, each exactly a label, a description and an identifier within their
+/// lengths.
+fn validate_actions(run: &Object) -> Result<(), Response> {
+    let Some(actions) = run.get("actions") else { return Ok(()) };
+    let Value::Array(actions) = actions else {
+        return Err(schema::invalid(&format!(
+            "For 'properties/actions', {actions} is not an array."
+        )));
+    };
+    if actions.len() > ACTIONS_MAX {
+        return Err(schema::invalid("Only 3 actions can be provided."));
+    }
+    for action in actions {
+        let Value::Object(action) = action else {
+            return Err(schema::invalid(&format!("For 'items', {action} is not an object.")));
+        };
+        let keys: Vec<&str> = ACTION_FIELDS.iter().map(|(k, _)| *k).collect();
+        schema::permitted(action, &keys)?;
+        for (key, max) in ACTION_FIELDS {
+            schema::required(action, key)?;
+            schema::bounded(action, key, max)?;
+        }
+    }
+    Ok(())
 }
 
 fn validate_output(output: &Object) -> Result<(), Response> {
