@@ -349,7 +349,8 @@ mod tests {
         assert!(CANCEL_ACTION.label.chars().count() <= 20);
         assert!(CANCEL_ACTION.description.chars().count() <= 40);
         assert!(CANCEL_ACTION.identifier.chars().count() <= 20);
-        let at = Ended { runner: "-", run_url: "https://ci.example/runs/7", log_tail: "" };
+        let at =
+            Ended { runner: "-", run_url: "https://ci.example/runs/7", log_tail: "", steps: &[] };
         let cancelled = ended(&RunEnd::Cancelled { by: "bob".into() }, &at);
         assert_eq!(cancelled.title, "Cancelled");
         assert!(cancelled.summary.starts_with("cancelled by @bob"), "{}", cancelled.summary);
