@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::duration;
 use super::run::{Conclusion, RunEnd};
+use super::steps::{Step, StepKind, StepStatus};
 
 /// GitHub's limit on a check run's `output.summary` and `output.text`, in characters.
 pub const GITHUB_OUTPUT_MAX_CHARS: usize = 65_535;
@@ -11,6 +12,9 @@ pub const GITHUB_OUTPUT_MAX_CHARS: usize = 65_535;
 pub const LOG_TAIL_LINES: usize = 50;
 /// The most bytes of one line kept for the check run's text.
 pub const TAIL_LINE_MAX_BYTES: usize = 1024;
+/// The most characters of a summary's steps table, well within [`GITHUB_OUTPUT_MAX_CHARS`]
+/// with the rest of the summary; the steps past it are counted, not listed.
+pub const STEPS_TABLE_MAX_CHARS: usize = 50_000;
 
 /// The "Cancel" button a check run carries while its run is queued or in progress (GitHub's
 /// limits: label at most 20 characters, description 40, identifier 20).
@@ -81,24 +85,65 @@ pub struct Finished<'a> {
     pub run_url: &'a str,
     /// The log's last lines, as plain text.
     pub log_tail: &'a str,
+    /// The run's steps, in the order they began.
+    pub steps: &'a [Step],
 }
 
 pub fn finished(f: &Finished<'_>) -> CheckOutput {
-    let title = match f.conclusion {
-        Conclusion::Success => format!("Passed in {}", duration::format(f.duration)),
-        Conclusion::Failure => format!("Failed ({})", f.exit),
-        Conclusion::TimedOut => format!("Timed out after {}", duration::format(f.duration)),
-        Conclusion::Cancelled => "Cancelled".to_string(),
+    let title = match (f.conclusion, failing_step(f.steps)) {
+        (Conclusion::Success, _) => format!("Passed in {}", duration::format(f.duration)),
+        (Conclusion::Failure, Some(step)) => format!("Failed in {} ({})", step.name, f.exit),
+        (Conclusion::Failure, None) => format!("Failed ({})", f.exit),
+        (Conclusion::TimedOut, _) => {
+            format!("Timed out after {}", duration::format(f.duration))
+        }
+        (Conclusion::Cancelled, _) => "Cancelled".to_string(),
     };
     let summary = format!(
-        "| | |\n| --- | --- |\n| duration | {} |\n| runner | `{}` |\n| exit status | `{}` |\n\n[The whole log]({})",
+        "| | |\n| --- | --- |\n| duration | {} |\n| runner | `{}` |\n| exit status | `{}` |\n\n{}[The whole log]({})",
         duration::format(f.duration),
         f.runner,
         f.exit,
+        steps_table(f.steps, f.run_url),
         f.run_url
     );
     let tail = format!("```\n{}\n```", f.log_tail.trim_end().replace("```", "`\u{200b}``"));
     CheckOutput { title, summary: limit(&summary, f.run_url), text: Some(limit(&tail, f.run_url)) }
+}
+
+/// The step a failure is named by: the last failed section, else the last failed step.
+fn failing_step(steps: &[Step]) -> Option<&Step> {
+    let failed = |s: &&Step| s.status == StepStatus::Failure;
+    let section = |s: &&Step| s.kind == StepKind::Section && failed(s);
+    steps.iter().rev().find(section).or_else(|| steps.iter().rev().find(failed))
+}
+
+/// The steps as a Markdown table, each name a code span linking nowhere (a title is the check's
+/// own text: no Markdown of it is read); at most [`STEPS_TABLE_MAX_CHARS`].
+fn steps_table(steps: &[Step], run_url: &str) -> String {
+    if steps.is_empty() {
+        return String::new();
+    }
+    let mut table =
+        String::from("| step | status | duration | lines |\n| --- | --- | --- | --- |\n");
+    for (shown, step) in steps.iter().enumerate() {
+        let took = step.duration().map_or("-".to_string(), duration::format);
+        let name = step.name.replace('`', "'").replace('|', "\\|");
+        let indent = if step.kind == StepKind::Section { "↳ " } else { "" };
+        let row = format!(
+            "| {indent}`{name}` | {} | {took} | [{}]({run_url}#L{}) |\n",
+            step.status.as_str(),
+            step.first_line,
+            step.first_line
+        );
+        if table.chars().count() + row.chars().count() > STEPS_TABLE_MAX_CHARS {
+            table.push_str(&format!("\n… and {} more steps\n", steps.len() - shown));
+            break;
+        }
+        table.push_str(&row);
+    }
+    table.push('\n');
+    table
 }
 
 /// Where a run ended, for its check run's output.
@@ -108,6 +153,8 @@ pub struct Ended<'a> {
     pub run_url: &'a str,
     /// The log's last lines, as plain text (empty for a run with no log).
     pub log_tail: &'a str,
+    /// The run's steps, in the order they began.
+    pub steps: &'a [Step],
 }
 
 /// The output of a run that ended: its command's result, or why there was none.
@@ -122,6 +169,7 @@ pub fn ended(end: &RunEnd, at: &Ended<'_>) -> CheckOutput {
                 exit: &exit,
                 run_url: at.run_url,
                 log_tail: at.log_tail,
+                steps: at.steps,
             });
         }
         RunEnd::Superseded { .. } | RunEnd::Cancelled { .. } => "Cancelled",
@@ -218,6 +266,7 @@ mod tests {
             exit: "exit 2",
             run_url: "https://ci.example/runs/7",
             log_tail: tail(&log, LOG_TAIL_LINES),
+            steps: &[],
         });
         assert_eq!(output.title, "Failed (exit 2)");
         assert!(
@@ -232,9 +281,58 @@ mod tests {
         );
     }
 
+    fn step(index: u32, name: &str, kind: StepKind, status: StepStatus) -> Step {
+        let at = std::time::UNIX_EPOCH;
+        Step {
+            index,
+            name: name.into(),
+            kind,
+            status,
+            started: at,
+            finished: Some(at + Duration::from_secs(2)),
+            first_line: 5,
+            last_line: 6,
+        }
+    }
+
+    #[test]
+    fn a_failure_names_its_failing_step_and_the_summary_lists_the_steps() {
+        let steps = [
+            step(0, "run", StepKind::Run, StepStatus::Failure),
+            step(1, "Build", StepKind::Section, StepStatus::Success),
+            step(2, "Test | `it`", StepKind::Section, StepStatus::Failure),
+        ];
+        let output = finished(&Finished {
+            conclusion: Conclusion::Failure,
+            duration: Duration::from_secs(3),
+            runner: "alice/laptop",
+            exit: "exit 3",
+            run_url: "https://ci.example/runs/7",
+            log_tail: "",
+            steps: &steps,
+        });
+        assert_eq!(output.title, "Failed in Test | `it` (exit 3)");
+        assert!(
+            output
+                .summary
+                .contains("| ↳ `Build` | success | 2.0s | [5](https://ci.example/runs/7#L5) |"),
+            "{}",
+            output.summary
+        );
+        // A title's `|` and backticks cannot break the table or its code span.
+        assert!(output.summary.contains("| ↳ `Test \\| 'it'` | failure |"), "{}", output.summary);
+        let many: Vec<Step> = (0..5000)
+            .map(|i| step(i, &"x".repeat(200), StepKind::Section, StepStatus::Success))
+            .collect();
+        let table = steps_table(&many, "https://ci.example/runs/7");
+        assert!(table.chars().count() <= STEPS_TABLE_MAX_CHARS + 40, "{}", table.len());
+        assert!(table.contains("more steps"));
+    }
+
     #[test]
     fn ends_without_a_result_say_why() {
-        let at = Ended { runner: "-", run_url: "https://ci.example/runs/7", log_tail: "" };
+        let at =
+            Ended { runner: "-", run_url: "https://ci.example/runs/7", log_tail: "", steps: &[] };
         let lost = ended(&RunEnd::RunnerLost("the stream ended".into()), &at);
         assert_eq!(lost.title, "runner lost");
         assert!(lost.summary.starts_with("runner lost: the stream ended\n\n[The run]("));
@@ -251,7 +349,8 @@ mod tests {
         assert!(CANCEL_ACTION.label.chars().count() <= 20);
         assert!(CANCEL_ACTION.description.chars().count() <= 40);
         assert!(CANCEL_ACTION.identifier.chars().count() <= 20);
-        let at = Ended { runner: "-", run_url: "https://ci.example/runs/7", log_tail: "" };
+        let at =
+            Ended { runner: "-", run_url: "https://ci.example/runs/7", log_tail: "", steps: &[] };
         let cancelled = ended(&RunEnd::Cancelled { by: "bob".into() }, &at);
         assert_eq!(cancelled.title, "Cancelled");
         assert!(cancelled.summary.starts_with("cancelled by @bob"), "{}", cancelled.summary);

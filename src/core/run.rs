@@ -156,6 +156,26 @@ impl RunEnd {
     }
 }
 
+impl RunEnd {
+    /// What tether says as the log's last line when it ended the run itself (a check's
+    /// `timeout`, a cancel, a lost runner); `None` when the command ended on its own.
+    pub fn last_word(&self, timeout: Duration) -> Option<String> {
+        match self {
+            RunEnd::Finished(f) if f.timed_out => {
+                let killed = f.outcome == Outcome::Signalled(9);
+                let then = if killed { ", then SIGKILL" } else { "" };
+                Some(format!(
+                    "timed out after {}: sent SIGTERM{then}",
+                    super::duration::format(timeout)
+                ))
+            }
+            RunEnd::Finished(_) => None,
+            RunEnd::Superseded { by } => Some(format!("cancelled: superseded by {by}")),
+            other => Some(other.exit()),
+        }
+    }
+}
+
 impl Finished {
     /// What the run concludes; `cancelled` says whether somebody asked for it to stop.
     pub fn conclusion(&self, cancelled: bool) -> Conclusion {
@@ -234,6 +254,21 @@ mod tests {
         assert_eq!(cancelled.exit(), "cancelled by @bob");
         assert_eq!(Conclusion::TimedOut.as_str(), "timed_out");
         assert_eq!(serde_json::to_string(&Conclusion::TimedOut).unwrap(), "\"timed_out\"");
+    }
+
+    #[test]
+    fn tethers_last_word_says_how_it_ended_a_run() {
+        let two = Duration::from_secs(2);
+        let killed = RunEnd::Finished(finished(Outcome::Signalled(9), true));
+        let word = killed.last_word(two).unwrap();
+        assert!(
+            word.starts_with("timed out after 2") && word.ends_with(": sent SIGTERM, then SIGKILL")
+        );
+        let termed = RunEnd::Finished(finished(Outcome::Signalled(15), true));
+        assert!(termed.last_word(two).unwrap().ends_with(": sent SIGTERM"));
+        assert_eq!(RunEnd::Finished(finished(Outcome::Exited(1), false)).last_word(two), None);
+        let lost = RunEnd::RunnerLost("the stream ended".into()).last_word(two);
+        assert_eq!(lost.as_deref(), Some("runner lost: the stream ended"));
     }
 
     #[test]

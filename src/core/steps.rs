@@ -14,6 +14,8 @@ pub const MARKER_LINE_MAX_BYTES: usize = 512;
 pub const SECTION_TITLE_MAX_CHARS: usize = 200;
 /// The most sections one run gets; later markers stay plain lines of the log.
 pub const SECTIONS_MAX: usize = 1000;
+/// The most steps of one run a server keeps: the built-in ones and every section.
+pub const STEPS_PER_RUN_MAX: usize = SECTIONS_MAX + 3;
 
 /// What a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,6 +38,14 @@ pub enum StepStatus {
 }
 
 impl StepKind {
+    pub const ALL: [StepKind; 4] =
+        [StepKind::Checkout, StepKind::Image, StepKind::Run, StepKind::Section];
+
+    /// The kind named `name` (as [`StepKind::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<StepKind> {
+        StepKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Checkout => "checkout",
@@ -47,6 +57,19 @@ impl StepKind {
 }
 
 impl StepStatus {
+    pub const ALL: [StepStatus; 5] = [
+        StepStatus::Running,
+        StepStatus::Success,
+        StepStatus::Failure,
+        StepStatus::Cancelled,
+        StepStatus::Skipped,
+    ];
+
+    /// The status named `name` (as [`StepStatus::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<StepStatus> {
+        StepStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Running => "running",
@@ -231,6 +254,48 @@ impl Steps {
             Some(index) => vec![self.close(index, status, at, last)],
             None => Vec::new(),
         }
+    }
+}
+
+/// The steps a server keeps of one run as its runner reports them: a new step only next in
+/// order and within [`STEPS_PER_RUN_MAX`], and a step's end only once, so that a runner sending
+/// events without end changes each step at most twice.
+#[derive(Debug, Default)]
+pub struct KeptSteps {
+    steps: Vec<Step>,
+}
+
+impl KeptSteps {
+    /// Takes a step event; returns the step as kept when it changed something.
+    pub fn take(&mut self, step: Step) -> Option<Step> {
+        let index = step.index as usize;
+        if index == self.steps.len() && index < STEPS_PER_RUN_MAX {
+            self.steps.push(step.clone());
+            return Some(step);
+        }
+        let known = self.steps.get_mut(index)?;
+        if known.status != StepStatus::Running || step.status == StepStatus::Running {
+            return None;
+        }
+        // What began stays as it began: only the end is new.
+        known.status = step.status;
+        known.finished = step.finished;
+        known.last_line = step.last_line.max(known.first_line);
+        Some(known.clone())
+    }
+
+    /// Ends every step still running with `status`, at `at` and line `last`: the run ended
+    /// without its runner saying so. Returns the steps it ended.
+    pub fn end_running(&mut self, status: StepStatus, at: SystemTime, last: u64) -> Vec<Step> {
+        let running = self.steps.iter_mut().filter(|s| s.status == StepStatus::Running);
+        running
+            .map(|step| {
+                step.status = status;
+                step.finished = Some(at.max(step.started));
+                step.last_line = last.max(step.first_line);
+                step.clone()
+            })
+            .collect()
     }
 }
 

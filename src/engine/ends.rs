@@ -41,7 +41,9 @@ impl RunEnds {
         let (now, conclusion, exit) = (SystemTime::now(), end.conclusion(), end.exit());
         let run_url = self.links.run(run.id);
         let runner = run.runner.as_deref().unwrap_or("-");
-        let output = report::ended(&end, &Ended { runner, run_url: &run_url, log_tail });
+        let steps = self.store.steps(run.id).await?;
+        let at = Ended { runner, run_url: &run_url, log_tail, steps: &steps };
+        let output = report::ended(&end, &at);
         let completed = CheckRunUpdate::Completed {
             conclusion,
             completed_at: now,

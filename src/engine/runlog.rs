@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use super::live::{LiveLine, LivePublisher};
 use super::tail::Tail;
+use crate::core::Step;
 use crate::logs::{LogPages, LogStore, LogWriter};
-use crate::render::{Line, Renderer, clock, push_line_markup};
+use crate::render::{Line, LineMap, Renderer, clock, push_line_markup};
 
 /// Lines per page of the run page: a page of a million-line log stays quick to load and render.
 pub const LOG_PAGE_LINES: u64 = 10_000;
@@ -37,6 +38,8 @@ pub struct RunLog {
     lines: u64,
     /// The last time stamped and how it reads: a chunk's lines share one.
     clock: Option<(SystemTime, String)>,
+    /// The log's lines (as the runner counts them) to the page's.
+    map: LineMap,
 }
 
 impl RunLog {
@@ -61,6 +64,7 @@ impl RunLog {
             page_offsets: Vec::new(),
             lines: 0,
             clock: None,
+            map: LineMap::new(),
         })
     }
 
@@ -100,6 +104,7 @@ impl RunLog {
         let mut markup = String::with_capacity(data.len() * MARKUP_GROWTH + 256);
         let mut published = Vec::new();
         for line in self.renderer.push(data) {
+            self.map.saw(&line);
             if !self.add_line(&line, since, &mut markup, &mut published) {
                 self.html_cut = true;
                 let marker = self.html_cut_marker();
@@ -163,9 +168,18 @@ impl RunLog {
         markup: &mut String,
         published: &mut Vec<LiveLine>,
     ) {
-        debug_assert!(!text.contains(['<', '>', '&', '"', '\'']), "{text}");
-        let line = Line { number: self.lines + 1, html: text.to_string() };
-        self.push_line(&line, at, markup, published, 0);
+        debug_assert!(!text.contains(['<', '>', '"', '\'']), "{text}");
+        let line = Line { number: self.lines + 1, html: text.to_string(), wrapped: false };
+        let start = markup.len();
+        // Room for the class added below, so that the HTML stays within `max_bytes`.
+        let class = "line tether".len() - "line".len();
+        if self.push_line(&line, at, markup, published, class as u64) {
+            // tether's own words, styled apart from the check's output.
+            markup.replace_range(start..start + 17, "<div class=\"line tether\"");
+            if let Some((_, html)) = published.last_mut() {
+                *html = Arc::from(markup[start..].trim_end_matches('\n'));
+            }
+        }
     }
 
     fn push_line(
@@ -200,6 +214,40 @@ impl RunLog {
             self.html.write(markup.as_bytes()).await?;
         }
         Ok(())
+    }
+
+    /// `step` with its lines as the page numbers them (a line split for length takes several);
+    /// within the lines stored once the log was cut.
+    pub fn on_page(&self, mut step: Step) -> Step {
+        step.first_line = self.map.first(step.first_line.max(1));
+        step.last_line = self.map.last(step.last_line.max(1)).max(step.first_line);
+        if self.cut || self.html_cut {
+            let stored = self.lines.max(1);
+            step.first_line = step.first_line.min(stored);
+            step.last_line = step.last_line.min(stored);
+        }
+        step
+    }
+
+    /// Ends the page with tether's own last word, a line styled apart; the raw log keeps only
+    /// the check's bytes. Nothing is rendered after it.
+    pub async fn last_word(&mut self, text: &str, at: SystemTime) -> anyhow::Result<()> {
+        if self.html_cut {
+            return Ok(());
+        }
+        let text = format!("tether: {text}")
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#39;");
+        let last = self.renderer.finish();
+        self.end_html(last, &text, at).await
+    }
+
+    /// The page's lines so far, the one in progress included.
+    pub fn page_lines(&self) -> u64 {
+        self.lines + u64::from(self.line_since.is_some() && !self.html_cut)
     }
 
     /// Completes the blobs; returns the tail, and the publisher, which ends the live log when

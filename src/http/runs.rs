@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AppState, HttpError};
 use crate::access::Visitor;
+use crate::core::Step;
 use crate::store::RunRecord;
 
 /// A run as the API shows it.
@@ -28,6 +29,37 @@ pub struct RunJson {
     pub created_at: String,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// Its steps, in the order they began (empty until the runner reports one).
+    pub steps: Vec<StepJson>,
+}
+
+/// A step of a run as the API shows it; lines are the run page's (`#L{n}`).
+#[derive(Serialize)]
+pub struct StepJson {
+    pub name: String,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub first_line: u64,
+    pub last_line: u64,
+}
+
+impl From<&Step> for StepJson {
+    fn from(step: &Step) -> StepJson {
+        let millis = |t: std::time::SystemTime| humantime::format_rfc3339_millis(t).to_string();
+        StepJson {
+            name: step.name.clone(),
+            kind: step.kind.as_str(),
+            status: step.status.as_str(),
+            started_at: millis(step.started),
+            finished_at: step.finished.map(millis),
+            duration_ms: step.duration().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            first_line: step.first_line,
+            last_line: step.last_line,
+        }
+    }
 }
 
 fn time(t: std::time::SystemTime) -> String {
@@ -52,6 +84,7 @@ impl From<&RunRecord> for RunJson {
             created_at: time(run.created_at),
             started_at: run.started_at.map(time),
             finished_at: run.finished_at.map(time),
+            steps: Vec::new(),
         }
     }
 }
@@ -87,7 +120,10 @@ pub async fn api_run(
     visitor: Visitor,
     Path(id): Path<i64>,
 ) -> Result<Json<RunJson>, HttpError> {
-    Ok(Json(RunJson::from(&find(&state, &visitor, id).await?)))
+    let run = find(&state, &visitor, id).await?;
+    let mut json = RunJson::from(&run);
+    json.steps = state.store.steps(id).await?.iter().map(StepJson::from).collect();
+    Ok(Json(json))
 }
 
 #[derive(Deserialize)]
@@ -115,7 +151,18 @@ pub async fn api_runs(
         }
         (None, Some(_)) => return Err(HttpError::BadRequest("sha needs repo".into())),
     };
-    Ok(Json(runs.iter().map(RunJson::from).collect()))
+    let ids: Vec<i64> = runs.iter().map(|run| run.id).collect();
+    let mut listed = Vec::with_capacity(runs.len());
+    let mut by_run: std::collections::HashMap<i64, Vec<StepJson>> = Default::default();
+    for (run_id, step) in state.store.steps_of_runs(&ids).await? {
+        by_run.entry(run_id).or_default().push(StepJson::from(&step));
+    }
+    for run in &runs {
+        let mut json = RunJson::from(run);
+        json.steps = by_run.remove(&run.id).unwrap_or_default();
+        listed.push(json);
+    }
+    Ok(Json(listed))
 }
 
 pub async fn raw(

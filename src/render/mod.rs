@@ -32,6 +32,7 @@
 
 mod autolink;
 mod line;
+mod line_map;
 mod parse;
 mod style;
 
@@ -39,6 +40,7 @@ mod style;
 mod tests;
 
 pub use line::{HREF_MAX_BYTES, LINE_MAX_BYTES};
+pub use line_map::{LINE_SHIFTS_MAX, LineMap};
 
 /// A line's HTML is at most this many bytes per byte of the log that made it (its text, the
 /// escapes that styled it, the overwrites): so a log's HTML is at most this many times the log.
@@ -62,6 +64,8 @@ pub struct Line {
     pub number: u64,
     /// An HTML fragment: escaped text, `<span>`s and `<a>`s only (see the module doc).
     pub html: String,
+    /// The log's line goes on in the next `Line`: this one was split at [`LINE_MAX_BYTES`].
+    pub wrapped: bool,
 }
 
 /// The incremental renderer of one log.
@@ -168,12 +172,12 @@ impl Screen {
             HTML_BYTES_PER_RAW_BYTE.saturating_mul(std::mem::take(&mut self.raw_bytes)),
             HTML_BYTES_PER_TEXT_BYTE * self.line.text_bytes() + HTML_BYTES_PER_LINE,
         );
-        Line { number, html: self.line.take_html(budget) }
+        Line { number, html: self.line.take_html(budget), wrapped: false }
     }
 
     fn write(&mut self, c: char) {
         if !self.line.fits(c) && !self.finishing {
-            let line = self.take_line();
+            let line = Line { wrapped: true, ..self.take_line() };
             self.done.push(line);
         }
         let link = self.link.as_deref().map_or(0, |href| self.line.link_id(href));

@@ -46,15 +46,15 @@ fn lines_are_numbered_from_one_and_the_last_may_be_unterminated() {
 #[test]
 fn finish_returns_the_unterminated_line_and_resets() {
     let mut r = Renderer::new();
-    assert_eq!(r.push(b"a\nb"), [Line { number: 1, html: "a".into() }]);
-    assert_eq!(r.finish(), Some(Line { number: 2, html: "b".into() }));
+    assert_eq!(r.push(b"a\nb"), [Line { number: 1, html: "a".into(), wrapped: false }]);
+    assert_eq!(r.finish(), Some(Line { number: 2, html: "b".into(), wrapped: false }));
     assert_eq!(r.finish(), None);
-    assert_eq!(r.push(b"c\n"), [Line { number: 1, html: "c".into() }]);
+    assert_eq!(r.push(b"c\n"), [Line { number: 1, html: "c".into(), wrapped: false }]);
 }
 
 #[test]
 fn line_markup_wraps_a_line_with_its_anchor() {
-    let line = Line { number: 7, html: "<span class=\"c-bold\">x</span>".into() };
+    let line = Line { number: 7, html: "<span class=\"c-bold\">x</span>".into(), wrapped: false };
     assert_eq!(
         line_markup(
             &line,
@@ -68,7 +68,7 @@ fn line_markup_wraps_a_line_with_its_anchor() {
 #[test]
 fn line_numbers_of_any_size_are_written_in_decimal() {
     for n in [1, 9, 10, 99, 1_000_000, u64::MAX] {
-        let line = Line { number: n, html: String::new() };
+        let line = Line { number: n, html: String::new(), wrapped: false };
         let markup = line_markup(&line, std::time::UNIX_EPOCH);
         assert!(
             markup
@@ -329,6 +329,8 @@ fn long_lines_are_split_at_line_max_bytes() {
     assert_eq!(lines.iter().map(|l| l.number).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(lines[0].html.len(), LINE_MAX_BYTES);
     assert_eq!(lines[1].html, "x".repeat(10));
+    let wrapped: Vec<bool> = lines.iter().map(|l| l.wrapped).collect();
+    assert_eq!(wrapped, [true, false, false]);
     // A line of exactly the limit is not split; a multi-byte character is never cut.
     assert_eq!(render(&vec![b'x'; LINE_MAX_BYTES]).len(), 1);
     let accents = "é".repeat(LINE_MAX_BYTES / 2 + 1);

@@ -30,6 +30,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     migration!("0003_delivery_outcome_detail.sql"),
     migration!("0004_repositories_and_sessions.sql"),
     migration!("0005_delivery_and_outbox_retries.sql"),
+    migration!("0006_steps.sql"),
     migration!("0007_run_commit_facts.sql"),
 ];
 

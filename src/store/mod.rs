@@ -11,6 +11,7 @@ mod run_queries;
 mod runners;
 mod runs;
 mod sessions;
+mod steps;
 mod users;
 mod worker;
 

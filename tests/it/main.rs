@@ -35,5 +35,6 @@ mod serve;
 mod shutdown;
 mod ssh_commands;
 mod sshd;
+mod steps;
 mod terminal;
 mod world;

@@ -130,3 +130,36 @@ fn skipped_steps_end_at_once_and_take_no_output() {
     assert!(steps.output(b"::group::late\n", true, at(2)).is_empty());
     assert_eq!(steps.all()[1].last_line, 1);
 }
+
+#[test]
+fn a_server_keeps_each_step_once_begun_and_once_ended() {
+    let at = std::time::UNIX_EPOCH;
+    let mut kept = KeptSteps::default();
+    let mut steps = Steps::new();
+    let run = steps.begin(StepKind::Run, "run", at);
+    assert_eq!(kept.take(run.clone()), Some(run.clone()));
+    // Again, or out of order: nothing changes.
+    assert_eq!(kept.take(run.clone()), None);
+    let far = Step { index: 7, ..run.clone() };
+    assert_eq!(kept.take(far), None);
+    let ended = steps.end(0, StepStatus::Failure, at).remove(0);
+    assert_eq!(kept.take(ended.clone()).map(|s| s.status), Some(StepStatus::Failure));
+    assert_eq!(kept.take(Step { status: StepStatus::Success, ..ended }), None);
+    let open = steps.begin(StepKind::Section, "Build", at);
+    kept.take(open);
+    let ended = kept.end_running(StepStatus::Cancelled, at, 9);
+    assert_eq!(ended.len(), 1);
+    assert_eq!((ended[0].status, ended[0].last_line), (StepStatus::Cancelled, 9));
+}
+
+#[test]
+fn a_server_keeps_at_most_the_bound() {
+    let at = std::time::UNIX_EPOCH;
+    let mut kept = KeptSteps::default();
+    let mut steps = Steps::new();
+    for _ in 0..STEPS_PER_RUN_MAX + 5 {
+        let step = steps.begin(StepKind::Checkout, "x", at);
+        kept.take(step);
+    }
+    assert_eq!(kept.end_running(StepStatus::Failure, at, 1).len(), STEPS_PER_RUN_MAX);
+}

@@ -7,7 +7,8 @@ use tokio::sync::oneshot;
 
 use super::Dispatcher;
 use crate::core::run::RunEnd;
-use crate::core::{EventContext, RunEvent};
+use crate::core::steps::KeptSteps;
+use crate::core::{EventContext, RunEvent, Step, StepStatus};
 use crate::engine::StoredThunk;
 use crate::engine::ends::Ending;
 use crate::engine::live::LivePublisher;
@@ -83,7 +84,10 @@ impl Dispatcher {
                     end = RunEnd::RunnerError(format!("{:#}", anyhow::Error::new(e)));
                     break;
                 }
-                Ok(events) => return self.follow(run, events, cancelled, live).await,
+                Ok(events) => {
+                    let timeout = spec.thunk.timeout;
+                    return self.follow(run, events, cancelled, live, timeout).await;
+                }
             }
         }
         self.ends.finish(Ending { run, end, log_tail: "" }).await
@@ -97,6 +101,7 @@ impl Dispatcher {
         mut events: RunEvents,
         cancelled: oneshot::Receiver<RunEnd>,
         live: LivePublisher,
+        timeout: Duration,
     ) -> anyhow::Result<()> {
         let mut log = RunLog::open(&self.deps.logs, live, self.deps.log_max_bytes).await?;
         // A cancel's sender lives as long as the run is in flight, so it is never dropped first.
@@ -107,6 +112,7 @@ impl Dispatcher {
             }
         };
         tokio::pin!(cancelled);
+        let mut steps = KeptSteps::default();
         let stopped = loop {
             tokio::select! {
                 event = events.next() => match event {
@@ -114,8 +120,11 @@ impl Dispatcher {
                     Some(Ok(RunEvent::Finished(finished))) => {
                         break Stopped::Ended(RunEnd::Finished(finished));
                     }
-                    // Steps are not stored yet; they must not end the run.
-                    Some(Ok(RunEvent::Started { .. } | RunEvent::Step(_))) => {}
+                    Some(Ok(RunEvent::Step(step))) => {
+                        let kept = steps.take(log.on_page(step));
+                        self.save_steps(run.id, kept).await;
+                    }
+                    Some(Ok(RunEvent::Started { .. })) => {}
                     Some(Err(e)) => break Stopped::Lost(format!("{:#}", anyhow::Error::new(e))),
                     None => break Stopped::Lost("the stream ended without a result".into()),
                 },
@@ -125,6 +134,21 @@ impl Dispatcher {
                 }
             }
         };
+        // Steps the runner did not end (it was lost, or the run cancelled) end with the run.
+        let status = match &stopped {
+            Stopped::Ended(RunEnd::Finished(_)) | Stopped::Lost(_) => StepStatus::Failure,
+            Stopped::Ended(_) => StepStatus::Cancelled,
+        };
+        let last = log.page_lines();
+        let unended = steps.end_running(status, std::time::SystemTime::now(), last);
+        self.save_steps(run.id, unended).await;
+        let word = match &stopped {
+            Stopped::Ended(end) => end.last_word(timeout),
+            Stopped::Lost(why) => Some(format!("runner lost: {why}")),
+        };
+        if let Some(word) = word {
+            log.last_word(&word, std::time::SystemTime::now()).await?;
+        }
         let (tail, _live) = log.finish().await?;
         let end = match stopped {
             Stopped::Ended(end) => end,
@@ -135,5 +159,14 @@ impl Dispatcher {
         };
         let log_tail = tail.text();
         self.ends.finish(Ending { run, end, log_tail: &log_tail }).await
+    }
+
+    /// Stores steps of run `id`; a failure costs the page its steps, not the run its end.
+    async fn save_steps(&self, id: i64, steps: impl IntoIterator<Item = Step>) {
+        for step in steps {
+            if let Err(e) = self.deps.store.save_step(id, step).await {
+                tracing::warn!(run = id, error = format!("{e:#}"), "storing a step");
+            }
+        }
     }
 }
