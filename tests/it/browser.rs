@@ -114,6 +114,15 @@ impl Browser {
         false
     }
 
+    /// Makes the page's `prefers-color-scheme` `light` or `dark`.
+    #[allow(dead_code)] // for tests only; benches/big_log includes this file too
+    pub async fn emulate_color_scheme(&mut self, scheme: &str) {
+        let session = self.session.clone();
+        let features = json!([{ "name": "prefers-color-scheme", "value": scheme }]);
+        let params = json!({ "features": features });
+        self.call(Some(&session), "Emulation.setEmulatedMedia", params).await;
+    }
+
     /// Saves a PNG of the page to `$TETHER_SCREENSHOTS/NAME.png` when that variable is set, for
     /// a person to look at the pages the tests drive.
     pub async fn screenshot(&mut self, name: &str) {

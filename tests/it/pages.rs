@@ -127,3 +127,55 @@ async fn in_chromium_the_log_starts_high_and_the_lists_fit() {
     assert!(browser.wait_for(limit, "document.querySelector('.commit') !== null").await);
     browser.screenshot("pages-repo").await;
 }
+
+/// The body's computed background colour.
+const BACKGROUND: &str = "getComputedStyle(document.body).backgroundColor";
+
+#[tokio::test]
+async fn every_page_in_light_and_dark_for_screenshots() {
+    // With TETHER_SCREENSHOTS=DIR this saves `/`, a repository page, a queued run, a failed run
+    // and `/setup`, each in light and dark, for a person to look at; the test itself checks each
+    // page draws and that dark is not light.
+    let Some(mut browser) = crate::browser::Browser::start().await else { return };
+    let world = World::new().await;
+    let connected = world.connect_runner_of("alice").await;
+    let sha =
+        world.commit_config("[checks.docs]\nrun = \"echo see https://x.test/docs; exit 1\"\n");
+    world.deliver("push", "shots-1", &world.push_payload(&sha)).await;
+    let runs = world.wait_for_check_runs(Duration::from_secs(30), |rs| completed(rs, 1)).await;
+    let failed = runs[0]["external_id"].as_str().unwrap().to_string();
+    drop(connected);
+    let sha = world.commit_config("[checks.later]\nrun = \"echo later\"\n");
+    world.deliver("push", "shots-2", &world.push_payload(&sha)).await;
+    let queued = |rs: &[Value]| rs.iter().any(|r| r["name"] == "later");
+    let runs = world.wait_for_check_runs(Duration::from_secs(30), queued).await;
+    let waiting = runs.iter().find(|r| r["name"] == "later").unwrap()["external_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = world.server.http_url.clone();
+    let pages = [
+        ("index", "/".to_string()),
+        ("repo", format!("/repos/{REPO}")),
+        ("queued-run", format!("/runs/{waiting}")),
+        ("failed-run", format!("/runs/{failed}")),
+        ("setup", "/setup".to_string()),
+    ];
+    for scheme in ["light", "dark"] {
+        browser.emulate_color_scheme(scheme).await;
+        for (name, path) in &pages {
+            browser.navigate(&format!("{base}{path}")).await;
+            let drawn =
+                "document.readyState === 'complete' && document.querySelector('header') !== null";
+            assert!(
+                browser.wait_for(Duration::from_secs(20), drawn).await,
+                "{name}: {}",
+                browser.dom().await
+            );
+            let background = browser.eval(BACKGROUND).await;
+            let light = background == "rgb(255, 255, 255)" || background == "rgba(0, 0, 0, 0)";
+            assert_eq!(light, scheme == "light", "{name} in {scheme}: {background}");
+            browser.screenshot(&format!("{name}-{scheme}")).await;
+        }
+    }
+}
