@@ -213,7 +213,7 @@ impl Planner {
         };
         let checks = crate::core::filter::checks_for(&config, plan.kind, plan.branch);
         if let Some(pr) = plan.pr_number {
-            self.supersede(plan.repo, pr, plan.sha, &checks).await?;
+            self.supersede(&plan, pr, &checks).await?;
         }
         let ids = self.queue_runs(&plan, &checks).await?;
         Ok(PlanOutcome::Queued(ids.len()))
@@ -300,20 +300,27 @@ impl Planner {
     }
 
     /// Hands the dispatcher the open runs of these checks of a pull request at other commits,
-    /// to end as "superseded by SHA": a new head makes them moot.
-    async fn supersede(
+    /// to end as "superseded by SHA": a new head makes them moot. Runs held at this very commit
+    /// (a fork's pull request its author did not push) end too when this plan may run: a
+    /// `/run` gave the consent they waited for, so its runs take their place.
+    pub(super) async fn supersede(
         &self,
-        repo: &str,
+        plan: &Planned<'_>,
         pr: u64,
-        head_sha: &str,
         checks: &[&Check],
     ) -> anyhow::Result<()> {
         for check in checks {
-            for run in self.store.open_runs_of_pr(repo, pr, &check.name).await? {
-                if run.sha == head_sha {
+            for run in self.store.open_runs_of_pr(plan.repo, pr, &check.name).await? {
+                let end = if run.sha != plan.sha {
+                    RunEnd::superseded_by(plan.sha)
+                } else if !plan.held && is_held(&run.thunk) {
+                    RunEnd::Superseded {
+                        by: plan.comment_id.map_or("a run that may go", |_| "/run").into(),
+                    }
+                } else {
                     continue;
-                }
-                let cancel = Cancel { run_id: run.id, end: RunEnd::superseded_by(head_sha) };
+                };
+                let cancel = Cancel { run_id: run.id, end };
                 self.cancels
                     .send(cancel)
                     .await
@@ -322,4 +329,9 @@ impl Planner {
         }
         Ok(())
     }
+}
+
+/// Whether a stored run waits for a `/run` (a fork's pull request its author did not push).
+fn is_held(thunk: &str) -> bool {
+    serde_json::from_str::<StoredThunk>(thunk).is_ok_and(|t| t.held)
 }

@@ -250,3 +250,34 @@ async fn a_maintainer_reopening_a_forks_pull_request_runs_nothing_on_their_runne
     let held = runs.iter().find(|r| r["head_sha"] == sha.as_str()).unwrap();
     assert!(!output(held, "summary").contains("bob/laptop"), "{held:#}");
 }
+
+#[tokio::test]
+async fn a_run_comment_lets_a_held_fork_run_go_and_ends_the_held_one() {
+    let world = World::new().await;
+    world.github.set_permission(REPO, "bob", "maintain");
+    let _bob = world.connect_runner_of("bob").await;
+    let sha = world.commit_config("[checks.fork]\nrun = \"echo from the fork\"\n");
+    world.github.set_pull(REPO, 9, &sha);
+    let reopened = fork_pull_request(&world, "reopened", "bob", &sha);
+    world.deliver("pull_request", "held-1", &reopened).await;
+    let runs = world.wait_for_check_runs(LONG, |rs| rs.len() == 1).await;
+    assert_eq!(runs[0]["status"], "queued", "{runs:#?}");
+
+    // bob's `/run` is the consent: his run goes, and the held one ends instead of lingering.
+    let body = world.comment_payload("bob", 9, 91, "/run fork");
+    world.deliver("issue_comment", "held-2", &body).await;
+    let settled = |rs: &[Value]| {
+        rs.len() == 2
+            && rs.iter().any(|r| r["conclusion"] == "success")
+            && rs.iter().any(|r| r["conclusion"] == "cancelled")
+    };
+    let runs = world.wait_for_check_runs(LONG, settled).await;
+    assert!(settled(&runs), "{runs:#?}");
+    let ran = runs.iter().find(|r| r["conclusion"] == "success").unwrap();
+    assert!(output(ran, "summary").contains("bob/laptop"), "{ran:#}");
+    let held = runs.iter().find(|r| r["conclusion"] == "cancelled").unwrap();
+    assert!(
+        output(held, "title").contains("/run") || output(held, "summary").contains("/run"),
+        "{held:#}"
+    );
+}

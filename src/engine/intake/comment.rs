@@ -59,6 +59,8 @@ impl Intake {
         // Accepted only now: the checks exist and can run.
         self.answer(comment, installation, Reaction::Eyes, None).await?;
         let plan = Planned::new(Trigger::RunComment(comment, &head), installation, delivery);
+        // The consent the held runs at this head waited for: their places go to these runs.
+        self.planner.supersede(&plan, comment.issue_number, &checks).await?;
         let ids = self.planner.queue_runs(&plan, &checks).await?;
         Ok(Outcome::processed(format!("/run queued {} runs", ids.len())))
     }
